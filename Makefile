@@ -1,0 +1,40 @@
+# Two commands for a newcomer on a fresh Debian machine (as root):
+#   make demo   builds a simulated two-hypervisor cluster and shows a failover
+#   make test   lint and the whole test suite
+# Both set themselves up first (Debian packages, .venv); safe to run twice.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements.lock | cksum | cut -d' ' -f1)
+DEBS := ucarp iproute2 nftables util-linux procps iputils-ping python3 python3-venv shellcheck
+PYTEST_ARGS ?=
+
+.PHONY: setup debs venv lint test demo sweep
+
+setup: debs venv
+
+debs:
+	@scripts/install-debs $(DEBS)
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements.lock
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing Python packages into $(VENV)"
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt -c requirements.lock
+	@rm -f $(VENV)/.installed-* && touch $@
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+demo: setup
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python demo/run.py
+
+# Remove what a killed test session or demo left behind.
+sweep: setup
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python -c 'import sys; sys.path.insert(0, "tests/sim"); from smartos_sim import bed; print("\n".join(bed.sweep()) or "nothing to sweep")'

@@ -1,0 +1,64 @@
+"""Fixtures shared by every test folder.
+
+The SmartOS test bed (``tests/sim``) is importable as ``smartos_sim``.  Tests
+that need root and network namespaces carry the ``root`` marker and skip,
+with the reason, where those are missing.  A test session builds at most one
+bed and always removes it: on success, failure, Ctrl-C or SIGTERM.
+"""
+
+import os
+import shutil
+import signal
+import sys
+
+import pytest
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+SIM_DIR = os.path.join(TESTS_DIR, "sim")
+sys.path.insert(0, SIM_DIR)
+sys.path.insert(0, TESTS_DIR)
+
+from smartos_sim import bed as simbed  # noqa: E402
+
+
+def _bed_unavailable():
+    """Why the namespace-based test bed cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "needs root: the SmartOS test bed builds network namespaces and mounts"
+    for tool in ("ip", "nft", "nsenter", "ucarp", "mount"):
+        if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
+            return f"needs the '{tool}' command (run 'make setup')"
+    if not os.path.exists("/usr/bin/python3"):
+        return "needs /usr/bin/python3 for the tools inside zones (run 'make setup')"
+    return None
+
+
+BED_UNAVAILABLE = _bed_unavailable()
+
+
+def pytest_configure(config):
+    # pytest turns SIGINT into KeyboardInterrupt and still runs finalizers;
+    # do the same for SIGTERM so an interrupted session cleans up too.
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+def pytest_collection_modifyitems(config, items):
+    if BED_UNAVAILABLE:
+        skip = pytest.mark.skip(reason=BED_UNAVAILABLE)
+        for item in items:
+            if "root" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def bed():
+    """The session's test bed: built once, removed whatever happens."""
+    if BED_UNAVAILABLE:
+        pytest.skip(BED_UNAVAILABLE)
+    simbed.sweep()
+    the_bed = simbed.Bed()
+    try:
+        yield the_bed
+    finally:
+        the_bed.destroy()

@@ -1,0 +1,42 @@
+"""Entry point shared by every simulated command in ``tests/sim/bin``.
+
+A simulated tool never ends in a Python traceback: its own errors exit with
+the message and code of the SmartOS tool, and anything unexpected is reported
+in one line on stderr with exit status 1.
+"""
+
+import importlib
+import sys
+
+TOOLS = {
+    "vmadm": "smartos_sim.vmadm",
+    "imgadm": "smartos_sim.imgadm",
+    "zlogin": "smartos_sim.zlogin",
+    "svcs": "smartos_sim.smf.svcs",
+    "svcadm": "smartos_sim.smf.svcadm",
+    "svccfg": "smartos_sim.smf.svccfg",
+    "svcprop": "smartos_sim.smf.svcprop",
+    "pkgin": "smartos_sim.pkgin",
+    "ifconfig": "smartos_sim.ifconfig",
+}
+
+
+def main(tool, argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    from smartos_sim.common import ToolError
+
+    try:
+        module = importlib.import_module(TOOLS[tool])
+        return module.main(argv) or 0
+    except ToolError as exc:
+        print(exc.message, file=sys.stderr)
+        return exc.code
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks
+        print(f"{tool}: internal error: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return 1

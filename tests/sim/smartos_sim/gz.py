@@ -1,0 +1,135 @@
+"""A simulated global zone: its state directory, its lock, its VM store.
+
+``$SMARTOS_SIM_ROOT`` names the directory (created on first use)::
+
+    images/<uuid>.json     installed image manifests (imgadm)
+    vms/<uuid>.json        VM configurations (vmadm)
+    zones/<uuid>/          a zone's own files: root/{etc,usr,opt,var} are the
+                           upper layers of its private /etc, /usr, /opt and
+                           its /var; init.pid names its running init
+    server.json            this hypervisor's identity
+
+Several global zones (several roots) share one simulated LAN (see ``lan``).
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+import uuid as uuidlib
+
+from .common import ToolError
+
+DEFAULT_ROOT = "/var/tmp/smartos-sim/gz"
+
+STANDARD64 = {
+    "v": 2,
+    "uuid": "d34c301e-10c3-11e4-9b79-5f67ca448df0",
+    "owner": "00000000-0000-0000-0000-000000000000",
+    "name": "standard64",
+    "version": "14.2.0",
+    "state": "active",
+    "disabled": False,
+    "public": True,
+    "published_at": "2014-07-24T17:46:23Z",
+    "type": "zone-dataset",
+    "os": "smartos",
+    "description": "A 64-bit SmartOS image with just essential packages "
+    "installed. Ideal for users who are comfortable with setting up their "
+    "own environment and tools.",
+    "urn": "sdc:sdc:standard64:14.2.0",
+    "requirements": {"min_platform": {"7.0": "20141030T081701Z"}},
+}
+
+
+def root():
+    """This global zone's state directory, created on first use."""
+    path = os.path.abspath(os.environ.get("SMARTOS_SIM_ROOT") or DEFAULT_ROOT)
+    if not os.path.isdir(os.path.join(path, "vms")):
+        for sub in ("images", "vms", "zones"):
+            os.makedirs(os.path.join(path, sub), exist_ok=True)
+        image = os.path.join(path, "images", STANDARD64["uuid"] + ".json")
+        if not os.path.exists(image):
+            write_json(image, STANDARD64)
+        server = os.path.join(path, "server.json")
+        if not os.path.exists(server):
+            write_json(
+                server,
+                {
+                    "uuid": str(uuidlib.uuid4()),
+                    "hostname": os.path.basename(path),
+                    "nic_tags": ["admin", "external"],
+                },
+            )
+    return path
+
+
+def server():
+    return read_json(os.path.join(root(), "server.json"))
+
+
+def write_json(path, data, mode=0o644):
+    """Write ``data`` as JSON to ``path`` atomically."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+@contextlib.contextmanager
+def locked():
+    """Serialise the commands that change this global zone."""
+    fd = os.open(os.path.join(root(), ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def vm_path(uuid):
+    return os.path.join(root(), "vms", uuid + ".json")
+
+
+def zone_dir(uuid):
+    return os.path.join(root(), "zones", uuid)
+
+
+def vm_uuids():
+    names = os.listdir(os.path.join(root(), "vms"))
+    return sorted(n[:-5] for n in names if n.endswith(".json") and len(n) == 41)
+
+
+def load_vm(uuid):
+    """The stored configuration of a VM, or ``None``."""
+    try:
+        return read_json(vm_path(uuid))
+    except FileNotFoundError:
+        return None
+
+
+def save_vm(vm):
+    write_json(vm_path(vm["uuid"]), vm)
+
+
+def image(uuid):
+    try:
+        return read_json(os.path.join(root(), "images", uuid + ".json"))
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def images():
+    folder = os.path.join(root(), "images")
+    return [read_json(os.path.join(folder, n)) for n in sorted(os.listdir(folder)) if n.endswith(".json")]
+
+
+def not_configured(uuid):
+    return ToolError(f"zoneadm: {uuid}: No such zone configured", 1)

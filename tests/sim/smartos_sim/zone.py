@@ -1,0 +1,165 @@
+"""Zone lifecycle: lay out a zone's files, boot it, halt it, find its init.
+
+A running zone is a set of new Linux namespaces (mount, network, PID, UTS,
+IPC) whose PID 1 is ``smartos_sim.zinit``.  Killing that init is a halt: the
+kernel kills every other process of the zone's PID namespace with it, and
+the zone's network namespace (its NICs, its addresses) goes too.
+"""
+
+import ctypes
+import os
+import shutil
+import signal
+import sys
+import time
+
+from . import gz, lan
+from .common import ToolError
+
+SIM_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN_DIR = os.path.join(SIM_DIR, "bin")
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# Where the simulated illumos tools appear inside a zone.
+IN_ZONE_TOOLS = {
+    "usr/sbin/ifconfig": "ifconfig",
+    "usr/sbin/svcadm": "svcadm",
+    "usr/sbin/svccfg": "svccfg",
+    "usr/bin/svcs": "svcs",
+    "usr/bin/svcprop": "svcprop",
+    "opt/local/bin/pkgin": "pkgin",
+}
+LAYERS = ("etc", "usr", "opt")  # overlays on the host's, private to the zone
+
+
+def install(vm):
+    """Lay out a new zone's own files (what installing the image does)."""
+    zdir = gz.zone_dir(vm["uuid"])
+    for layer in LAYERS:
+        os.makedirs(os.path.join(zdir, "root", layer), exist_ok=True)
+        os.makedirs(os.path.join(zdir, "work", layer), exist_ok=True)
+    for sub in ("var/svc/log", "var/adm", "var/tmp", "var/log", "etc/svc", "opt/local/etc", "opt/local/sbin"):
+        os.makedirs(os.path.join(zdir, "root", sub), exist_ok=True)
+    os.chmod(os.path.join(zdir, "root", "var/tmp"), 0o1777)
+    for path, tool in IN_ZONE_TOOLS.items():
+        target = os.path.join(zdir, "root", path)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if not os.path.lexists(target):
+            os.symlink(os.path.join(BIN_DIR, tool), target)
+    with open(os.path.join(zdir, "root", "etc", "zonename"), "w") as fh:
+        fh.write(vm["zonename"] + "\n")
+    os.symlink("/run", os.path.join(zdir, "root", "var", "run"))
+
+
+def _starttime(pid):
+    """The kernel start time of ``pid``, or None if it is not a live process."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    if fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
+
+
+def init_pid(uuid):
+    """The host PID of a running zone's init, or None."""
+    try:
+        with open(os.path.join(gz.zone_dir(uuid), "init.pid")) as fh:
+            pid, start = fh.read().split()
+    except (FileNotFoundError, ValueError):
+        return None
+    return int(pid) if _starttime(int(pid)) == start else None
+
+
+def boot(vm):
+    """Boot a zone: new namespaces, its init, its NICs, then its services."""
+    uuid = vm["uuid"]
+    zdir = gz.zone_dir(uuid)
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the forked child
+        _spawn_init(vm, zdir, read_end, write_end)
+    os.close(write_end)
+    os.waitpid(child, 0)
+    with os.fdopen(read_end) as pipe:
+        first = pipe.readline().strip()
+        status = pipe.readline().strip()
+    if not first.isdigit() or status != "mounted":
+        raise ToolError(f"Failed to boot VM {uuid}: {status or first or 'zone init did not start'}", 1)
+    pid = int(first)
+    with open(os.path.join(zdir, "init.pid"), "w") as fh:
+        fh.write(f"{pid} {_starttime(pid)}\n")
+    try:
+        for index, nic in enumerate(vm.get("nics") or []):
+            lan.plug(uuid, index, nic, pid)
+    except ToolError:
+        halt(vm)
+        raise
+    os.kill(pid, signal.SIGUSR1)  # network is up: start the services
+    return pid
+
+
+def _spawn_init(vm, zdir, read_end, write_end):  # pragma: no cover - child
+    try:
+        os.close(read_end)
+        os.setsid()
+        libc = ctypes.CDLL(None, use_errno=True)
+        flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC
+        if libc.unshare(flags) != 0:
+            err = ctypes.get_errno()
+            os.write(write_end, f"unshare: {os.strerror(err)}\n".encode())
+            os._exit(1)
+        pid = os.fork()
+        if pid == 0:
+            devnull = os.open(os.devnull, os.O_RDWR)
+            log = os.open(os.path.join(zdir, "zinit.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.dup2(devnull, 0)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            os.set_inheritable(write_end, True)
+            env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": SIM_DIR, "LANG": "C.UTF-8"}
+            argv = [sys.executable, "-m", "smartos_sim.zinit", zdir, vm["uuid"], vm.get("hostname") or vm["uuid"]]
+            os.execve(sys.executable, [*argv, str(write_end)], env)
+        os.write(write_end, f"{pid}\n".encode())
+        os._exit(0)
+    except BaseException as exc:  # noqa: BLE001 - report, never return into the parent's code
+        try:
+            os.write(write_end, f"\n{exc}\n".encode())
+        finally:
+            os._exit(1)
+
+
+def halt(vm, timeout=15.0):
+    """Halt a zone abruptly: its init and every process in it die at once."""
+    uuid = vm["uuid"]
+    pid = init_pid(uuid)
+    if pid is not None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while _starttime(pid) is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    for index, _nic in enumerate(vm.get("nics") or []):
+        lan.unplug(lan.port_name(uuid, index))
+    try:
+        os.unlink(os.path.join(gz.zone_dir(uuid), "init.pid"))
+    except FileNotFoundError:
+        pass
+
+
+def remove(vm):
+    """Remove every trace of a (halted) zone."""
+    shutil.rmtree(gz.zone_dir(vm["uuid"]), ignore_errors=True)
+    try:
+        os.unlink(gz.vm_path(vm["uuid"]))
+    except FileNotFoundError:
+        pass
