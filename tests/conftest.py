@@ -7,7 +7,6 @@ bed and always removes it: on success, failure, Ctrl-C or SIGTERM.
 """
 
 import os
-import shutil
 import signal
 import sys
 
@@ -20,20 +19,7 @@ sys.path.insert(0, TESTS_DIR)
 
 from smartos_sim import bed as simbed  # noqa: E402
 
-
-def _bed_unavailable():
-    """Why the namespace-based test bed cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "needs root: the SmartOS test bed builds network namespaces and mounts"
-    for tool in ("ip", "nft", "nsenter", "ucarp", "mount"):
-        if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
-            return f"needs the '{tool}' command (run 'make setup')"
-    if not os.path.exists("/usr/bin/python3"):
-        return "needs /usr/bin/python3 for the tools inside zones (run 'make setup')"
-    return None
-
-
-BED_UNAVAILABLE = _bed_unavailable()
+BED_UNAVAILABLE = simbed.unavailable()
 
 
 def pytest_configure(config):

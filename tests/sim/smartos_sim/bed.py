@@ -23,6 +23,19 @@ BIN_DIR = os.path.join(SIM_DIR, "bin")
 REGISTRY = "/run/smartos-sim/beds"
 
 
+def unavailable():
+    """Why the namespace-based test bed cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "needs root: the SmartOS test bed builds network namespaces and mounts"
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    for tool in ("ip", "nft", "nsenter", "ucarp", "mount"):
+        if not shutil.which(tool, path=path):
+            return f"needs the '{tool}' command (run 'make setup')"
+    if not os.path.exists("/usr/bin/python3"):
+        return "needs /usr/bin/python3 for the tools inside zones (run 'make setup')"
+    return None
+
+
 class GlobalZone:
     """One simulated hypervisor: a state directory on the shared LAN."""
 

@@ -14,6 +14,7 @@ address is neither one of the NIC's ``ips`` nor in its ``allowed_ips``
 
 import contextlib
 import fcntl
+import hashlib
 import ipaddress
 import os
 import subprocess
@@ -172,7 +173,7 @@ def unplug(port, lan=None):
 def add_host(host, cidr, tag="admin", lan=None):
     """A plain host on the LAN (a client namespace for tests and the demo)."""
     lan = ensure(tag, lan)
-    port = f"h{host}"[:15]
+    port = "h" + hashlib.sha1(host.encode()).hexdigest()[:12]
     run(["ip", "netns", "add", host])
     try:
         run(["ip", "-n", host, "link", "set", "lo", "up"])

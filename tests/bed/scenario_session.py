@@ -1,0 +1,28 @@
+"""A test session that leaves a running test bed behind unless it cleans up.
+
+Not collected on its own (no ``test_`` prefix): ``test_cleanup.py`` runs it in
+a child pytest and then fails it, interrupts it or kills it.
+"""
+
+import json
+import os
+import time
+
+import pytest
+from support import recipe_zone
+
+pytestmark = pytest.mark.root
+
+
+def test_scenario(bed):
+    gz = bed.gz("gz-leftover")
+    uuid = gz.create(recipe_zone("leftover", "192.0.2.61"))
+    bed.host("leftover-client", "192.0.2.202/24")
+    gz.zlogin(uuid, "sleep 600 </dev/null >/dev/null 2>&1 &")
+    record = {"id": bed.id, "lan": bed.lan, "base": bed.base, "hosts": list(bed.hosts), "init": gz.get(uuid)["pid"]}
+    with open(os.environ["SCENARIO_REPORT"] + ".tmp", "w") as fh:
+        json.dump(record, fh)
+    os.rename(os.environ["SCENARIO_REPORT"] + ".tmp", os.environ["SCENARIO_REPORT"])
+    if os.environ["SCENARIO_MODE"] == "fail":
+        pytest.fail("failing on purpose")
+    time.sleep(120)  # waits to be interrupted by the parent test
