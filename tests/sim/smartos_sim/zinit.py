@@ -49,11 +49,11 @@ def setup_network():
 def start_restarter():
     env = {
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin:/opt/local/sbin:/opt/local/bin",
-        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        "PYTHONPATH": "/usr/lib/smartos-sim",  # the zone's own copy (see zone.py)
         "LANG": "C.UTF-8",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "smartos_sim.smf.startd"],
+        ["/usr/bin/python3", "-m", "smartos_sim.smf.startd"],
         cwd="/",
         env=env,
         stdin=subprocess.DEVNULL,

@@ -10,20 +10,24 @@ import ctypes
 import os
 import shutil
 import signal
-import sys
 import time
 
 from . import gz, lan
 from .common import ToolError
 
 SIM_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN_DIR = os.path.join(SIM_DIR, "bin")
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
+
+# A zone carries its own copy of the simulator (as a real zone carries its
+# own binaries), run by the system Python: nothing inside a zone depends on
+# where this checkout or its virtualenv lives, which /tmp or /var may hide.
+ZONE_PYTHON = "/usr/bin/python3"
+ZONE_SIM_DIR = "usr/lib/smartos-sim"
 
 # Where the simulated illumos tools appear inside a zone.
 IN_ZONE_TOOLS = {
@@ -50,10 +54,19 @@ def install(vm):
         target = os.path.join(zdir, "root", path)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         if not os.path.lexists(target):
-            os.symlink(os.path.join(BIN_DIR, tool), target)
+            os.symlink(os.path.join("/", ZONE_SIM_DIR, "bin", tool), target)
     with open(os.path.join(zdir, "root", "etc", "zonename"), "w") as fh:
         fh.write(vm["zonename"] + "\n")
     os.symlink("/run", os.path.join(zdir, "root", "var", "run"))
+
+
+def _copy_simulator(zdir):
+    """Refresh the zone's own copy of the simulator (at every boot)."""
+    target = os.path.join(zdir, "root", ZONE_SIM_DIR)
+    shutil.rmtree(target, ignore_errors=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for part in ("bin", "smartos_sim"):
+        shutil.copytree(os.path.join(SIM_DIR, part), os.path.join(target, part), ignore=ignore, symlinks=True)
 
 
 def _starttime(pid):
@@ -82,6 +95,7 @@ def boot(vm):
     """Boot a zone: new namespaces, its init, its NICs, then its services."""
     uuid = vm["uuid"]
     zdir = gz.zone_dir(uuid)
+    _copy_simulator(zdir)
     read_end, write_end = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the forked child
@@ -124,9 +138,10 @@ def _spawn_init(vm, zdir, read_end, write_end):  # pragma: no cover - child
             os.dup2(log, 1)
             os.dup2(log, 2)
             os.set_inheritable(write_end, True)
-            env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": SIM_DIR, "LANG": "C.UTF-8"}
-            argv = [sys.executable, "-m", "smartos_sim.zinit", zdir, vm["uuid"], vm.get("hostname") or vm["uuid"]]
-            os.execve(sys.executable, [*argv, str(write_end)], env)
+            sim = os.path.join(zdir, "root", ZONE_SIM_DIR)
+            env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": sim, "LANG": "C.UTF-8"}
+            argv = [ZONE_PYTHON, "-m", "smartos_sim.zinit", zdir, vm["uuid"], vm.get("hostname") or vm["uuid"]]
+            os.execve(ZONE_PYTHON, [*argv, str(write_end)], env)
         os.write(write_end, f"{pid}\n".encode())
         os._exit(0)
     except BaseException as exc:  # noqa: BLE001 - report, never return into the parent's code
