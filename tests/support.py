@@ -1,5 +1,7 @@
 """Small helpers for tests: bounded polling, never fixed sleeps."""
 
+import importlib.util
+import os
 import time
 
 
@@ -47,3 +49,46 @@ def recipe_zone(alias, ip, **extra):
     }
     payload.update(extra)
     return payload
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_salt_module(kind, name, salt=None, opts=None):
+    """Load ``<kind>/<name>.py`` of the formula (e.g. ``_modules/vmadm.py``)
+    as Salt would, with the dunders given here instead of Salt's loader."""
+    path = os.path.join(REPO, kind, f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"formula_{kind.strip('_')}_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.__salt__ = salt if salt is not None else {}
+    module.__context__ = {}
+    module.__opts__ = opts if opts is not None else {"test": False}
+    module.__pillar__ = {}
+    module.__grains__ = {}
+    return module
+
+
+class FakeRun:
+    """A ``cmd.run_all`` stand-in that replays canned results and records calls.
+
+    ``results`` maps a tuple prefix of the argv to a dict (``stdout``,
+    ``stderr``, ``retcode``) or to a callable taking the call's kwargs.
+    Unmatched commands fail the test.
+    """
+
+    def __init__(self, results=None):
+        self.results = dict(results or {})
+        self.calls = []
+
+    def __call__(self, argv, **kwargs):
+        self.calls.append((list(argv), kwargs))
+        for prefix in sorted(self.results, key=len, reverse=True):
+            if tuple(argv[: len(prefix)]) == prefix:
+                result = self.results[prefix]
+                result = result(argv, kwargs) if callable(result) else result
+                return {"stdout": "", "stderr": "", "retcode": 0, "pid": 1, **result}
+        raise AssertionError(f"unexpected command: {argv}")
+
+    def argvs(self):
+        return [argv for argv, _ in self.calls]

@@ -1,0 +1,206 @@
+"""Unit tests of _modules/zlogin.py with canned zlogin results."""
+
+import shlex
+
+import pytest
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+from support import FakeRun, load_salt_module
+
+ZONE = "5c1b5a8e-0c55-4b2c-8b3a-2d7d0e6d0f7e"
+
+
+@pytest.fixture
+def run():
+    return FakeRun()
+
+
+@pytest.fixture
+def zlogin(run):
+    aliases = {"zoneA": ZONE}
+
+    def resolve(name):
+        if name not in aliases:
+            raise CommandExecutionError(f"vmadm: no VM has the alias '{name}'")
+        return aliases[name]
+
+    return load_salt_module("_modules", "zlogin", salt={"cmd.run_all": run, "vmadm.uuid": resolve})
+
+
+def reply(stdout="", stderr="", retcode=0):
+    return {"stdout": stdout, "stderr": stderr, "retcode": retcode}
+
+
+def test_run_argv_and_result(zlogin, run):
+    run.results[("zlogin",)] = reply("out\n", "err\n", 3)
+    assert zlogin.run("zoneA", "false") == {"stdout": "out\n", "stderr": "err\n", "retcode": 3}
+    argv, kwargs = run.calls[0]
+    assert argv == ["zlogin", "-Q", "-n", ZONE, "false"]  # no stdin: -n
+    assert kwargs["python_shell"] is False
+
+
+def test_stdin_and_user(zlogin, run):
+    run.results[("zlogin",)] = reply()
+    zlogin.run(ZONE, "cat", stdin="data", user="nobody")
+    argv, kwargs = run.calls[0]
+    assert argv == ["zlogin", "-Q", "-l", "nobody", ZONE, "cat"]
+    assert kwargs["stdin"] == "data"
+    assert kwargs["stdin_raw_newlines"] is True
+
+
+def test_list_commands_are_quoted_for_the_zone_shell(zlogin, run):
+    run.results[("zlogin",)] = reply()
+    awkward = ["printf", "%s\n", "a b", "it's", "$HOME", "x;y", "back\\slash", "new\nline"]
+    zlogin.run(ZONE, awkward)
+    command = run.calls[0][0][-1]
+    assert shlex.split(command) == awkward
+
+
+@pytest.mark.parametrize(
+    ("stderr", "message"),
+    [
+        (f"zlogin: zone '{ZONE}' unknown", f"zlogin: zone zoneA: zone '{ZONE}' unknown"),
+        (
+            f"zlogin: login allowed only to running zones ({ZONE} is 'installed').",
+            f"zlogin: zone zoneA: login allowed only to running zones ({ZONE} is 'installed').",
+        ),
+    ],
+)
+def test_zlogins_own_failures_are_errors(zlogin, run, stderr, message):
+    run.results[("zlogin",)] = reply(stderr=stderr + "\n", retcode=1)
+    with pytest.raises(CommandExecutionError) as info:
+        zlogin.run("zoneA", "true")
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("zone", ["$(reboot)", "a b", "../x", "zone\0", "", None])
+def test_bad_zone_names_run_nothing(run, zone):
+    module = load_salt_module("_modules", "zlogin", salt={"cmd.run_all": run})  # no vmadm: UUIDs only
+    with pytest.raises(SaltInvocationError):
+        module.run(zone, "true")
+    assert run.calls == []
+
+
+@pytest.mark.parametrize("cmd", ["", "   ", [], None, "echo \0"])
+def test_bad_commands_run_nothing(zlogin, run, cmd):
+    with pytest.raises(SaltInvocationError):
+        zlogin.run(ZONE, cmd)
+    assert run.calls == []
+
+
+@pytest.mark.parametrize("path", ["relative", "/a/../etc/passwd", "/a/./b", "//a", "/", "/a\0b", "/a\nb", None])
+def test_bad_paths_run_nothing(zlogin, run, path):
+    for call in (zlogin.file_read, zlogin.file_stat, zlogin.file_remove):
+        with pytest.raises(SaltInvocationError):
+            call(ZONE, path)
+    with pytest.raises(SaltInvocationError):
+        zlogin.file_write(ZONE, path, "x")
+    assert run.calls == []
+
+
+def test_file_write_sends_escaped_content_on_stdin(zlogin, run):
+    run.results[("zlogin",)] = reply()
+    zlogin.file_write(ZONE, "/opt/local/etc/x.pass", b"a\\b\n\x00\xff%", mode="0600", user="root", group="root")
+    argv, kwargs = run.calls[0]
+    assert kwargs["stdin"] == "a\\0134b\\0012\\0000\\0377%"
+    assert kwargs["output_loglevel"] == "quiet"
+    assert "-n" not in argv
+    assert shlex.split(argv[-1])[-4:] == ["/opt/local/etc/x.pass", "0600", "root:root", "no"]
+
+
+@pytest.mark.parametrize(("mode", "user"), [("777x", "root"), ("0644", "ro ot"), ("0644", "$(id)")])
+def test_file_write_rejects_bad_mode_and_owner(zlogin, run, mode, user):
+    with pytest.raises(SaltInvocationError):
+        zlogin.file_write(ZONE, "/tmp/x", "x", mode=mode, user=user)
+    assert run.calls == []
+
+
+def test_file_read_decodes_od_output(zlogin, run):
+    run.results[("zlogin",)] = reply(" 68 c3 a9 0a\n 00 ff\n")
+    assert zlogin.file_read(ZONE, "/etc/x", encoding=None) == b"h\xc3\xa9\n\x00\xff"
+    run.results[("zlogin",)] = reply(" 68 c3 a9\n")
+    assert zlogin.file_read(ZONE, "/etc/x") == "hé"
+    run.results[("zlogin",)] = reply(stderr="no such file\n", retcode=3)
+    with pytest.raises(CommandExecutionError, match="/etc/x: No such file"):
+        zlogin.file_read(ZONE, "/etc/x")
+    assert zlogin.file_hash(ZONE, "/etc/x") is None
+
+
+def test_file_stat_parses_ls(zlogin, run):
+    run.results[("zlogin",)] = reply(
+        "-rw-------   1 0        0             7 Nov 25 20:00 /a\n"
+        "-rw-------   1 root     root          7 Nov 25 20:00 /a\n"
+    )
+    assert zlogin.file_stat(ZONE, "/a") == {
+        "type": "file",
+        "mode": "0600",
+        "uid": 0,
+        "gid": 0,
+        "user": "root",
+        "group": "root",
+        "size": 7,
+    }
+
+
+@pytest.mark.parametrize(
+    ("perms", "mode"),
+    [("-rw-r--r--", "0644"), ("-rwsr-x---", "4750"), ("drwxrwxrwt", "1777"), ("-rwSr-lr-T", "7644")],
+)
+def test_mode_from_ls(zlogin, perms, mode):
+    assert zlogin._mode(perms) == mode
+
+
+def test_pkg_install_only_when_missing(zlogin, run):
+    listing = {"n": 0}
+
+    def pkgin_list(argv, kwargs):
+        listing["n"] += 1
+        return reply("libpcap-1.10.4;Packet capture\nucarp-1.5.2;CARP\n" if listing["n"] > 1 else "")
+
+    run.results[("zlogin", "-Q", "-n", ZONE, "/opt/local/bin/pkgin -p list")] = pkgin_list
+    run.results[("zlogin", "-Q", "-n", ZONE, "/opt/local/bin/pkgin -y install ucarp")] = reply(
+        "pkg_install warnings: 0, errors: 0\n"
+    )
+    assert zlogin.pkg_install(ZONE, "ucarp") == {"name": "ucarp", "version": "1.5.2", "changed": True}
+    assert zlogin.pkg_install(ZONE, "ucarp") == {"name": "ucarp", "version": "1.5.2", "changed": False}
+    installs = [a for a in run.argvs() if a[-1].endswith("install ucarp")]
+    assert len(installs) == 1
+
+
+def test_pkg_install_unknown_package(zlogin, run):
+    run.results[("zlogin", "-Q", "-n", ZONE, "/opt/local/bin/pkgin -p list")] = reply("")
+    run.results[("zlogin", "-Q", "-n", ZONE, "/opt/local/bin/pkgin -y install nosuch")] = reply(
+        stderr="nosuch is not available in the repository\n", retcode=1
+    )
+    with pytest.raises(CommandExecutionError, match="pkgin install nosuch failed .exit 1.: nosuch is not available"):
+        zlogin.pkg_install(ZONE, "nosuch")
+    with pytest.raises(SaltInvocationError):
+        zlogin.pkg_install(ZONE, "ucarp; reboot")
+
+
+def test_svc_state(zlogin, run):
+    run.results[("zlogin",)] = reply("online*\n")
+    assert zlogin.svc_state(ZONE, "svc:/network/ucarp:web") == "online*"
+    run.results[("zlogin",)] = reply(stderr="svcs: Pattern 'svc:/x:y' doesn't match any instances\n", retcode=1)
+    assert zlogin.svc_state(ZONE, "svc:/x:y") is None
+    with pytest.raises(SaltInvocationError):
+        zlogin.svc_state(ZONE, "svc:/x y")
+
+
+def test_svc_enable_maintenance_carries_svcs_x(zlogin, run):
+    run.results[("zlogin", "-Q", "-n", ZONE, "svcadm enable -s svc:/network/ucarp:web")] = reply(
+        stderr='svcadm: Instance "svc:/network/ucarp:web" is in maintenance state.\n', retcode=3
+    )
+    run.results[("zlogin", "-Q", "-n", ZONE, "svcs -x svc:/network/ucarp:web")] = reply(
+        "svc:/network/ucarp:web (ucarp)\n State: maintenance\nReason: Restarting too quickly.\n"
+    )
+    with pytest.raises(CommandExecutionError) as info:
+        zlogin.svc_enable(ZONE, "svc:/network/ucarp:web")
+    assert "is in maintenance state" in str(info.value)
+    assert "Reason: Restarting too quickly." in str(info.value)
+
+
+def test_yaml_scalars_from_the_cli_become_commands(zlogin, run):
+    run.results[("zlogin",)] = reply()
+    zlogin.run(ZONE, True)
+    zlogin.run(ZONE, 42)
+    assert [argv[-1] for argv in run.argvs()] == ["true", "42"]
