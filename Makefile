@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements.lock | cks
 DEBS := ucarp iproute2 nftables util-linux procps iputils-ping python3 python3-venv shellcheck
 PYTEST_ARGS ?=
 
-.PHONY: setup debs venv lint test demo sweep
+.PHONY: setup debs venv lint test demo sweep spm
 
 setup: debs venv
 
@@ -28,6 +28,10 @@ $(STAMP): requirements.txt requirements.lock
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/salt-lint salt/ucarp/*.sls
+	$(VENV)/bin/yamllint -s pillar.example FORMULA .yamllint
+	shellcheck -s sh salt/ucarp/files/*
+	shellcheck scripts/* .ci/run
 
 test: lint
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pytest $(PYTEST_ARGS)
@@ -38,3 +42,7 @@ demo: setup
 # Remove what a killed test session or demo left behind.
 sweep: setup
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python -c 'import sys; sys.path.insert(0, "tests/sim"); from smartos_sim import bed; print("\n".join(bed.sweep()) or "nothing to sweep")'
+
+# Build the SPM package into build/ (spm local install build/ucarp-*.spm).
+spm: setup
+	@SPM=$(CURDIR)/$(VENV)/bin/spm scripts/build-spm build

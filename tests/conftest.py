@@ -2,8 +2,9 @@
 
 The SmartOS test bed (``tests/sim``) is importable as ``smartos_sim``.  Tests
 that need root and network namespaces carry the ``root`` marker and skip,
-with the reason, where those are missing.  A test session builds at most one
-bed and always removes it: on success, failure, Ctrl-C or SIGTERM.
+with the reason, where those are missing.  Each test module that needs one
+builds its own bed, so modules never share a LAN or addresses, and the bed is
+always removed: on success, failure, Ctrl-C or SIGTERM.
 """
 
 import os
@@ -37,9 +38,10 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def bed():
-    """The session's test bed: built once, removed whatever happens."""
+    """A test bed for one test module (its own LAN, hypervisors and zones),
+    removed whatever happens: pass, failure, Ctrl-C or SIGTERM."""
     if BED_UNAVAILABLE:
         pytest.skip(BED_UNAVAILABLE)
     simbed.sweep()

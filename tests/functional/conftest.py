@@ -43,7 +43,7 @@ class SaltCall:
         return proc.stdout + proc.stderr
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def minion_conf(bed, tmp_path_factory):
     base = tmp_path_factory.mktemp("salt-call")
     conf = base / "conf"
@@ -55,7 +55,7 @@ def minion_conf(bed, tmp_path_factory):
                 "file_client": "local",
                 "root_dir": str(base / "root"),
                 "file_roots": {"base": [REPO]},
-                "log_file": str(base / "minion.log"),
+                "log_file": str(base / "root" / "minion.log"),  # Salt puts paths under root_dir
                 "log_level_logfile": "debug",
             }
         )
@@ -63,7 +63,7 @@ def minion_conf(bed, tmp_path_factory):
     gz = bed.gz("gz-func")
     synced = SaltCall(str(conf), gz)("saltutil.sync_all")
     assert "modules.vmadm" in synced["modules"] and "modules.zlogin" in synced["modules"]
-    return str(conf), base / "minion.log"
+    return str(conf), base / "root" / "minion.log"
 
 
 @pytest.fixture(scope="module")

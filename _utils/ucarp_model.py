@@ -1,0 +1,392 @@
+"""
+The UCARP cluster model: pillar in, a validated plan out.
+
+Pure functions, no Salt calls: the ``ucarp`` execution module (on the
+hypervisors) and the ``ucarp`` runner (on the master) share them through
+``__utils__``.  ``normalise`` merges each cluster with the defaults, checks
+everything and returns every problem at once with its pillar path; nothing
+is applied while a problem remains.  ``host_plan`` says what one hypervisor
+must run; the ``render_*`` functions make the files that go in the zones.
+"""
+
+import copy
+import ipaddress
+import re
+
+PILLAR_ROOT = "ucarp:clusters"
+STANDARD64 = "d34c301e-10c3-11e4-9b79-5f67ca448df0"
+
+DEFAULTS = {
+    "prefixlen": 24,
+    "interface": "net0",
+    "advbase": 1,
+    "advskew": 0,
+    "deadratio": 3,
+    "preempt": False,
+    "allow_ip_spoofing": False,
+    "zone": {
+        "brand": "joyent",
+        "image_uuid": STANDARD64,
+        "max_physical_memory": 512,
+        "nic_tag": "admin",
+    },
+    "on_master": [],
+    "on_backup": [],
+}
+CLUSTER_KEYS = set(DEFAULTS) | {"vip", "vhid", "password", "nodes", "segment"}
+NODE_KEYS = {"host", "ip", "advskew", "zone"}
+NIC_ZONE_KEYS = {"nic_tag", "vlan_id", "gateway", "mtu"}  # zone keys that shape the NIC
+
+CLUSTER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+IFACE_RE = re.compile(r"^net[0-9]{1,2}$")
+MAX_PASSWORD_BYTES = 19  # UCARP 1.5.2: "Password too long"
+
+# Where things go inside a zone.
+ETC = "/opt/local/etc/ucarp"
+LIB = "/opt/local/lib/ucarp"
+MANIFEST_PATH = "/opt/local/lib/svc/manifest/ucarp.xml"
+TRANSITIONS_DIR = "/var/db/ucarp"
+SERVICE = "svc:/network/ucarp"
+HOOK_FILES = ("ucarp-method", "vip-hook", "vip-up", "vip-down")
+
+
+class Problems(list):
+    def add(self, path, message):
+        self.append(f"{path}: {message}")
+
+
+def _merge(base, override):
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _int_in(value, low, high):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and low <= value <= high else None
+
+
+def _ipv4(value):
+    try:
+        return ipaddress.IPv4Address(str(value).strip()) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _check_int(cluster, key, path, problems, low, high):
+    value = _int_in(cluster.get(key), low, high)
+    if value is None:
+        problems.add(f"{path}:{key}", f"must be an integer from {low} to {high} (got {cluster.get(key)!r})")
+    return value
+
+
+def normalise(raw, defaults=None):
+    """Return ``(model, problems)`` for the ``ucarp:clusters`` pillar value.
+
+    ``model`` maps cluster names to normalised clusters (defaults merged,
+    types fixed, the password left out: it stays in pillar); ``problems`` is
+    a list of ``"<pillar path>: <what is wrong>"``, empty when all is well.
+    """
+    problems = Problems()
+    defaults = _merge(DEFAULTS, defaults or {})
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        problems.add(PILLAR_ROOT, "must be a mapping of cluster names to clusters")
+        return {}, problems
+    model = {}
+    for name in sorted(raw, key=str):
+        path = f"{PILLAR_ROOT}:{name}"
+        if not isinstance(name, str) or not CLUSTER_NAME_RE.match(name):
+            problems.add(path, "cluster names are letters, digits, '_' and '-' (they name the SMF instance)")
+            continue
+        if not isinstance(raw[name], dict):
+            problems.add(path, "must be a mapping (vip, vhid, password, nodes, ...)")
+            continue
+        cluster = _normalise_cluster(name, raw[name], defaults, path, problems)
+        if cluster:
+            model[name] = cluster
+    _check_across(model, problems)
+    return model, problems
+
+
+def _normalise_cluster(name, given, defaults, path, problems):
+    for key in sorted(set(given) - CLUSTER_KEYS, key=str):
+        problems.add(f"{path}:{key}", f"unknown key (known: {', '.join(sorted(CLUSTER_KEYS))})")
+    cluster = _merge(defaults, {k: v for k, v in given.items() if k in CLUSTER_KEYS})
+    out = {"name": name, "fmri": f"{SERVICE}:{name}", "password_key": f"{path}:password"}
+
+    vip = _ipv4(cluster.get("vip"))
+    if cluster.get("vip") is None:
+        problems.add(f"{path}:vip", "missing: the virtual IPv4 address the nodes share")
+    elif vip is None:
+        problems.add(f"{path}:vip", f"{cluster['vip']!r} is not an IPv4 address")
+    prefixlen = _check_int(cluster, "prefixlen", path, problems, 1, 30)
+    network = ipaddress.IPv4Network(f"{vip}/{prefixlen}", strict=False) if vip and prefixlen else None
+    if network and vip in (network.network_address, network.broadcast_address):
+        problems.add(f"{path}:vip", f"{vip} is the network or broadcast address of {network}")
+    out.update(vip=str(vip) if vip else None, prefixlen=prefixlen, network=str(network) if network else None)
+    out["netmask"] = str(network.netmask) if network else None
+
+    if cluster.get("vhid") is None:
+        problems.add(f"{path}:vhid", "missing: the virtual host ID, 1-255, unique per network segment")
+        out["vhid"] = None
+    else:
+        out["vhid"] = _check_int(cluster, "vhid", path, problems, 1, 255)
+    _check_password(cluster.get("password"), f"{path}:password", problems)
+    out["advbase"] = _check_int(cluster, "advbase", path, problems, 1, 255)
+    out["advskew"] = _check_int(cluster, "advskew", path, problems, 0, 254)
+    out["deadratio"] = _check_int(cluster, "deadratio", path, problems, 1, 255)
+    for key in ("preempt", "allow_ip_spoofing"):
+        if not isinstance(cluster.get(key), bool):
+            problems.add(f"{path}:{key}", f"must be true or false (got {cluster.get(key)!r})")
+        out[key] = bool(cluster.get(key))
+    iface = cluster.get("interface")
+    if not isinstance(iface, str) or not IFACE_RE.match(iface):
+        problems.add(f"{path}:interface", f"must be a zone NIC name such as net0 (got {iface!r})")
+    out["interface"] = iface
+    zone = cluster.get("zone")
+    if not isinstance(zone, dict):
+        problems.add(f"{path}:zone", "must be a mapping of vmadm properties")
+        zone = {}
+    out["zone"] = zone
+    for key in ("on_master", "on_backup"):
+        if not isinstance(cluster.get(key), list):
+            problems.add(f"{path}:{key}", "must be a list of actions")
+        out[key] = cluster.get(key) if isinstance(cluster.get(key), list) else []
+    segment = cluster.get("segment")
+    if segment is None:
+        segment = str(zone.get("nic_tag", "admin")) + (f"/vlan{zone['vlan_id']}" if zone.get("vlan_id") else "")
+    out["segment"] = str(segment)
+    out["nodes"] = _normalise_nodes(cluster.get("nodes"), out, network, f"{path}:nodes", problems)
+    return out
+
+
+def _check_password(password, path, problems):
+    if password is None or password == "":
+        problems.add(path, "missing or empty: the nodes authenticate their adverts with it")
+    elif not isinstance(password, str):
+        problems.add(path, "must be a string (quote it in YAML)")
+    elif "\n" in password or "\0" in password:
+        problems.add(path, "must not contain a newline or a NUL byte")
+    elif len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
+        nbytes = len(password.encode("utf-8"))
+        problems.add(path, f"is {nbytes} bytes long; UCARP takes at most {MAX_PASSWORD_BYTES}")
+
+
+def _normalise_nodes(nodes, cluster, network, path, problems):
+    if not isinstance(nodes, dict) or len(nodes) < 2:
+        count = len(nodes) if isinstance(nodes, dict) else 0
+        problems.add(path, f"a cluster needs at least two nodes (got {count})")
+        if not isinstance(nodes, dict):
+            return {}
+    out = {}
+    seen_ips = {}
+    for alias in sorted(nodes, key=str):
+        npath = f"{path}:{alias}"
+        node = nodes[alias]
+        if not isinstance(alias, str) or not ALIAS_RE.match(alias):
+            problems.add(npath, "node names are zone aliases: letters, digits, '.', '_' and '-'")
+            continue
+        if not isinstance(node, dict):
+            problems.add(npath, "must be a mapping with host and ip")
+            continue
+        for key in sorted(set(node) - NODE_KEYS, key=str):
+            problems.add(f"{npath}:{key}", f"unknown key (known: {', '.join(sorted(NODE_KEYS))})")
+        host = node.get("host")
+        if not isinstance(host, str) or not host.strip():
+            problems.add(f"{npath}:host", "missing: the minion id of the global zone that hosts this node")
+        ip = _ipv4(node.get("ip"))
+        if node.get("ip") is None:
+            problems.add(f"{npath}:ip", "missing: the zone's own IPv4 address")
+        elif ip is None:
+            problems.add(f"{npath}:ip", f"{node['ip']!r} is not an IPv4 address")
+        elif cluster["vip"] and str(ip) == cluster["vip"]:
+            problems.add(f"{npath}:ip", f"{ip} is the cluster's VIP; a node needs an address of its own")
+        elif network and ip not in network:
+            problems.add(f"{npath}:ip", f"{ip} is outside the VIP's subnet {network}")
+        elif str(ip) in seen_ips:
+            problems.add(f"{npath}:ip", f"{ip} is also the address of node {seen_ips[str(ip)]}")
+        else:
+            seen_ips[str(ip)] = alias
+        advskew = cluster["advskew"]
+        if "advskew" in node:
+            advskew = _int_in(node["advskew"], 0, 254)
+            if advskew is None:
+                problems.add(f"{npath}:advskew", f"must be an integer from 0 to 254 (got {node['advskew']!r})")
+        zone = node.get("zone", {})
+        if not isinstance(zone, dict):
+            problems.add(f"{npath}:zone", "must be a mapping of vmadm properties")
+            zone = {}
+        out[alias] = {"host": host, "ip": str(ip) if ip else None, "advskew": advskew, "zone": zone}
+    return out
+
+
+def _check_across(model, problems):
+    """What no single cluster shows: VHID reuse, a zone described twice differently."""
+    vhids = {}
+    for name, cluster in model.items():
+        key = (cluster["segment"], cluster["vhid"])
+        if cluster["vhid"] is None:
+            continue
+        if key in vhids:
+            problems.add(
+                f"{PILLAR_ROOT}:{name}:vhid",
+                f"{cluster['vhid']} is already used by cluster {vhids[key]} on segment {cluster['segment']}"
+                " (a VHID must be unique per network segment)",
+            )
+        else:
+            vhids[key] = name
+    zones = {}
+    for name, cluster in model.items():
+        for alias, node in cluster["nodes"].items():
+            identity = (node["host"], node["ip"])
+            if alias in zones and zones[alias][1] != identity:
+                other, (host, ip) = zones[alias]
+                problems.add(
+                    f"{PILLAR_ROOT}:{name}:nodes:{alias}",
+                    f"zone {alias} is also a node of cluster {other} with host {host} and ip {ip};"
+                    " a zone has one host and one address",
+                )
+            zones.setdefault(alias, (name, identity))
+
+
+def zone_config(model, alias):
+    """The vmadm payload of the zone ``alias`` (all its clusters merged)."""
+    clusters = [c for c in model.values() if alias in c["nodes"]]
+    first = clusters[0]
+    node = first["nodes"][alias]
+    props = _merge(first["zone"], node["zone"])
+    nic = {"interface": first["interface"], "nic_tag": props.pop("nic_tag", "admin")}
+    for key in ("vlan_id", "gateway", "mtu"):
+        if key in props:
+            nic[key] = props.pop(key)
+    nic.update(
+        ip=node["ip"],
+        netmask=first["netmask"],
+        primary=True,
+        # Least privilege for a floating VIP: allowed_ips, not allow_ip_spoofing.
+        # UCARP adverts come from the CARP MAC 00:00:5e:00:00:<vhid>, so the NIC
+        # must allow MAC spoofing or the nodes never hear each other.
+        allowed_ips=sorted({c["vip"] for c in clusters}, key=ipaddress.IPv4Address),
+        allow_mac_spoofing=True,
+    )
+    if any(c["allow_ip_spoofing"] for c in clusters):
+        nic["allow_ip_spoofing"] = True
+    config = dict(props, hostname=props.get("hostname", alias), nics=[nic])
+    config.pop("alias", None)
+    return config
+
+
+def host_plan(model, host):
+    """What the global zone ``host`` must run: its zones and its nodes."""
+    zones, nodes = {}, []
+    for name, cluster in model.items():
+        for alias, node in cluster["nodes"].items():
+            if node["host"] != host:
+                continue
+            zones.setdefault(alias, []).append(name)
+            nodes.append(
+                {
+                    "cluster": name,
+                    "alias": alias,
+                    "fmri": cluster["fmri"],
+                    "conf_path": node_files(name)["conf"],
+                    "conf": render_options(cluster, alias),
+                    "pass_path": node_files(name)["pass"],
+                    "password_key": cluster["password_key"],
+                }
+            )
+    return {
+        "zones": [
+            {
+                "alias": alias,
+                "clusters": sorted(names),
+                "config": zone_config(model, alias),
+                "manifest": render_manifest(sorted(names)),
+                "fmris": [f"{SERVICE}:{n}" for n in sorted(names)],
+            }
+            for alias, names in sorted(zones.items())
+        ],
+        "nodes": nodes,
+        "manifest_path": MANIFEST_PATH,
+        "lib": LIB,
+        "hooks": [f"{LIB}/{name}" for name in HOOK_FILES],
+    }
+
+
+def render_options(cluster, alias):
+    """The instance's ucarp options file: one option per line, no secret."""
+    node = cluster["nodes"][alias]
+    lines = [
+        f"# ucarp options of {cluster['fmri']} in zone {alias}. Managed by Salt: edit pillar, not this file.",
+        f"--interface={cluster['interface']}",
+        f"--srcip={node['ip']}",
+        f"--vhid={cluster['vhid']}",
+        f"--passfile={node_files(cluster['name'])['pass']}",
+        f"--addr={cluster['vip']}",
+        f"--advbase={cluster['advbase']}",
+        f"--advskew={node['advskew']}",
+        f"--deadratio={cluster['deadratio']}",
+        f"--upscript={LIB}/vip-up",
+        f"--downscript={LIB}/vip-down",
+        f"--xparam={cluster['name']}:{cluster['vhid']}:{cluster['netmask']}",
+        "--shutdown",
+    ]
+    if cluster["preempt"]:
+        lines.append("--preempt")
+    return "\n".join(lines) + "\n"
+
+
+def render_manifest(instances):
+    """The SMF manifest of ``network/ucarp`` with one instance per cluster."""
+    rows = "\n".join(f'    <instance name="{name}" enabled="false"/>' for name in instances)
+    return f"""<?xml version="1.0"?>
+<!DOCTYPE service_bundle SYSTEM "/usr/share/lib/xml/dtd/service_bundle.dtd.1">
+<!--
+  UCARP under SMF, one instance per cluster (VIP). Managed by Salt: pkgsrc's
+  ucarp ships no manifest. The start method runs ucarp with the options in
+  {ETC}/<instance>.conf; stopping sends SIGTERM, on which ucarp
+  (started with shutdown set) runs its down hook and drops the VIP.
+-->
+<service_bundle type="manifest" name="ucarp">
+  <service name="network/ucarp" type="service" version="1">
+    <dependency name="network" grouping="require_all" restart_on="error" type="service">
+      <service_fmri value="svc:/milestone/network:default"/>
+    </dependency>
+    <dependency name="filesystem" grouping="require_all" restart_on="error" type="service">
+      <service_fmri value="svc:/system/filesystem/local:default"/>
+    </dependency>
+    <exec_method type="method" name="start" exec="{LIB}/ucarp-method %i" timeout_seconds="60"/>
+    <exec_method type="method" name="stop" exec=":kill" timeout_seconds="60"/>
+    <property_group name="startd" type="framework">
+      <propval name="duration" type="astring" value="contract"/>
+    </property_group>
+{rows}
+    <stability value="Evolving"/>
+    <template>
+      <common_name>
+        <loctext xml:lang="C">UCARP virtual IP failover</loctext>
+      </common_name>
+    </template>
+  </service>
+</service_bundle>
+"""
+
+
+def transitions_path(cluster):
+    """Where a zone's hooks record the transitions of ``cluster``."""
+    return f"{TRANSITIONS_DIR}/{cluster}.transitions"
+
+
+def node_files(cluster):
+    """The files one cluster's node has in a zone (hooks aside)."""
+    return {"conf": f"{ETC}/{cluster}.conf", "pass": f"{ETC}/{cluster}.pass", "transitions": transitions_path(cluster)}

@@ -1,0 +1,30 @@
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ "/map.jinja" import ucarp with context %}
+
+include:
+  - {{ tplroot }}.zones
+
+{%- for node in ucarp.nodes %}
+
+ucarp-config-file-managed-{{ node.cluster }}-{{ node.alias }}:
+  zone_file.managed:
+    - name: {{ node.conf_path }}
+    - zone: {{ node.alias }}
+    - contents: {{ node.conf | json }}
+    - mode: '0644'
+    - makedirs: true
+    - require:
+      - smartos_vm: ucarp-zone-present-{{ node.alias }}
+
+{#- The password is read from pillar by the state itself: it never appears
+    in the rendered SLS, in state output or on a command line. #}
+ucarp-passfile-managed-{{ node.cluster }}-{{ node.alias }}:
+  zone_file.managed:
+    - name: {{ node.pass_path }}
+    - zone: {{ node.alias }}
+    - contents_pillar: {{ node.password_key }}
+    - mode: '0600'
+    - makedirs: true
+    - require:
+      - smartos_vm: ucarp-zone-present-{{ node.alias }}
+{%- endfor %}

@@ -1,0 +1,38 @@
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ "/map.jinja" import ucarp with context %}
+
+include:
+  - {{ tplroot }}.package
+  - {{ tplroot }}.hooks
+  - {{ tplroot }}.config
+
+{%- for zone in ucarp.zones %}
+
+ucarp-service-manifest-imported-{{ zone.alias }}:
+  zone_svc.manifest_imported:
+    - name: {{ ucarp.manifest_path }}
+    - zone: {{ zone.alias }}
+    - contents: {{ zone.manifest | json }}
+    - service: svc:/network/ucarp
+    - require:
+      - zone_pkg: ucarp-package-installed-{{ zone.alias }}
+{%-   for hook in ucarp.hooks %}
+      - zone_file: ucarp-hook-file-managed-{{ zone.alias }}-{{ salt['file.basename'](hook) }}
+{%-   endfor %}
+{%- endfor %}
+
+{%- for node in ucarp.nodes %}
+
+ucarp-service-running-{{ node.cluster }}-{{ node.alias }}:
+  zone_svc.running:
+    - name: {{ node.fmri }}
+    - zone: {{ node.alias }}
+    - require:
+      - zone_svc: ucarp-service-manifest-imported-{{ node.alias }}
+    - watch:
+      - zone_file: ucarp-config-file-managed-{{ node.cluster }}-{{ node.alias }}
+      - zone_file: ucarp-passfile-managed-{{ node.cluster }}-{{ node.alias }}
+{%-   for hook in ucarp.hooks %}
+      - zone_file: ucarp-hook-file-managed-{{ node.alias }}-{{ salt['file.basename'](hook) }}
+{%-   endfor %}
+{%- endfor %}

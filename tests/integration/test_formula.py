@@ -1,0 +1,233 @@
+"""The formula applied with ``state.apply ucarp`` on two simulated hypervisors.
+
+Two clusters, one zone of each on each hypervisor: zones created with the
+right NICs, ucarp instances online, exactly one holder per VIP, reachable
+from a client; idempotence, test mode, a password change that restarts only
+its cluster, removal with ``ucarp.clean``, bad pillar, and the password kept
+out of every place it must not be.
+"""
+
+import copy
+import os
+import re
+import stat
+
+import pytest
+from support import wait_for
+
+pytestmark = pytest.mark.root
+
+CLUSTERS = {
+    "web": {
+        "vip": "192.0.2.100",
+        "vhid": 101,
+        "password": "web-Secret-1",
+        "nodes": {"web-a": {"host": "gz1", "ip": "192.0.2.11"}, "web-b": {"host": "gz2", "ip": "192.0.2.12"}},
+    },
+    "db": {
+        "vip": "192.0.2.110",
+        "vhid": 102,
+        "password": "db-Secret-1",
+        "nodes": {"db-a": {"host": "gz1", "ip": "192.0.2.21"}, "db-b": {"host": "gz2", "ip": "192.0.2.22"}},
+    },
+}
+PASSWORDS = ("web-Secret-1", "web-Secret-2", "db-Secret-1")
+
+
+def apply_all(minions, *args):
+    return {name: minion.apply(*args) for name, minion in minions.items()}
+
+
+def changed(results):
+    return {r["__id__"]: r["changes"] for per in results.values() for r in per.values() if r["changes"]}
+
+
+def node_zone(minions, alias):
+    node = next(c["nodes"][alias] for c in CLUSTERS.values() if alias in c["nodes"])
+    return minions[node["host"]].gz, alias
+
+
+def uuid_of(gz, alias):
+    return gz.run("vmadm", "lookup", "-1", f"alias={alias}", check=True).stdout.strip()
+
+
+def holders(minions, cluster):
+    vip = CLUSTERS[cluster]["vip"]
+    found = []
+    for alias in CLUSTERS[cluster]["nodes"]:
+        gz, _ = node_zone(minions, alias)
+        out = gz.zlogin(uuid_of(gz, alias), "/usr/sbin/ifconfig -a").stdout
+        if f"inet {vip} " in out:
+            found.append(alias)
+    return found
+
+
+def ucarp_pid(minions, alias, cluster):
+    gz, _ = node_zone(minions, alias)
+    out = gz.zlogin(uuid_of(gz, alias), f"svcs -Hp svc:/network/ucarp:{cluster}").stdout
+    found = re.search(r"\s(\d+) ucarp$", out, re.M)
+    return found.group(1) if found else None
+
+
+def svc_state(minions, alias, cluster):
+    gz, _ = node_zone(minions, alias)
+    return gz.zlogin(uuid_of(gz, alias), f"svcs -H -o state svc:/network/ucarp:{cluster}").stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def client(bed):
+    return bed.host("client", "192.0.2.200/24")
+
+
+@pytest.fixture(scope="module")
+def applied(minions, set_pillar, client):
+    set_pillar(CLUSTERS)
+    return apply_all(minions, "ucarp")
+
+
+def test_zones_exist_with_least_privilege_nics(minions, applied):
+    for cluster in CLUSTERS.values():
+        for alias, node in cluster["nodes"].items():
+            gz = minions[node["host"]].gz
+            vm = gz.get(uuid_of(gz, alias))
+            assert vm["state"] == "running"
+            (nic,) = vm["nics"]
+            assert nic["ip"] == node["ip"]
+            assert nic["allowed_ips"] == [cluster["vip"]]
+            assert nic["allow_mac_spoofing"] is True
+            assert not nic.get("allow_ip_spoofing")
+
+
+def test_instances_online_and_one_master_per_vip(bed, minions, applied, client):
+    for name, cluster in CLUSTERS.items():
+        for alias in cluster["nodes"]:
+            assert svc_state(minions, alias, name) == "online"
+        wait_for(lambda n=name: len(holders(minions, n)) == 1, timeout=30, what=f"one master of {name}")
+        vip = cluster["vip"]
+        wait_for(
+            lambda v=vip: bed.in_host(client, "ping", "-c", "1", "-W", "1", v).returncode == 0,
+            timeout=30,
+            what=f"{vip} answering the client",
+        )
+
+
+def test_second_apply_changes_nothing(minions, applied):
+    assert changed(apply_all(minions, "ucarp")) == {}
+
+
+def test_test_mode_predicts_and_changes_nothing(minions, set_pillar, applied):
+    new = copy.deepcopy(CLUSTERS)
+    new["web"]["password"] = "web-Secret-2"
+    set_pillar(new)
+    try:
+        before = {alias: ucarp_pid(minions, alias, "web") for alias in CLUSTERS["web"]["nodes"]}
+        predicted = changed(apply_all(minions, "ucarp", "test=True"))
+        assert set(predicted) >= {"ucarp-passfile-managed-web-web-a", "ucarp-passfile-managed-web-web-b"}
+        assert not any("db" in sid for sid in predicted)
+        for text in PASSWORDS:
+            assert text not in repr(predicted)
+        after = {alias: ucarp_pid(minions, alias, "web") for alias in CLUSTERS["web"]["nodes"]}
+        assert after == before  # nothing restarted
+    finally:
+        set_pillar(CLUSTERS)
+    assert changed(apply_all(minions, "ucarp")) == {}  # and nothing was written
+
+
+def test_password_change_restarts_only_its_cluster(minions, set_pillar, applied):
+    web_before = {alias: ucarp_pid(minions, alias, "web") for alias in CLUSTERS["web"]["nodes"]}
+    db_before = {alias: ucarp_pid(minions, alias, "db") for alias in CLUSTERS["db"]["nodes"]}
+    new = copy.deepcopy(CLUSTERS)
+    new["web"]["password"] = "web-Secret-2"
+    set_pillar(new)
+    results = apply_all(minions, "ucarp")
+    ids = set(changed(results))
+    assert ids == {
+        "ucarp-passfile-managed-web-web-a",
+        "ucarp-passfile-managed-web-web-b",
+        "ucarp-service-running-web-web-a",
+        "ucarp-service-running-web-web-b",
+    }
+    for alias, pid in web_before.items():
+        gz, _ = node_zone(minions, alias)
+        assert gz.zlogin(uuid_of(gz, alias), "cat /opt/local/etc/ucarp/web.pass").stdout.strip() == "web-Secret-2"
+        wait_for(lambda a=alias, p=pid: ucarp_pid(minions, a, "web") not in (None, p), what=f"{alias} restarted")
+    assert {alias: ucarp_pid(minions, alias, "db") for alias in CLUSTERS["db"]["nodes"]} == db_before
+    wait_for(lambda: len(holders(minions, "web")) == 1, timeout=30, what="one master of web again")
+    CLUSTERS["web"]["password"] = "web-Secret-2"  # the pillar the next tests start from
+
+
+def test_password_stays_secret(minions, applied):
+    for name, minion in minions.items():
+        log = minion.log.read_text()
+        for text in PASSWORDS:
+            assert text not in log, f"{name}: password in the minion log"
+    # Not on any command line: ucarp reads it from its passfile.
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmdline = fh.read().decode(errors="replace")
+        except OSError:
+            continue
+        assert not any(text in cmdline for text in PASSWORDS), cmdline
+    # Only in 0600 files: the passfiles inside the zones; nowhere in the
+    # minions' own files (caches, logs).
+    for minion in minions.values():
+        for top, _dirs, files in [*os.walk(minion.gz.root), *os.walk(minion.confdir.parent)]:
+            for fname in files:
+                path = os.path.join(top, fname)
+                if os.path.islink(path) or not os.path.isfile(path):
+                    continue
+                with open(path, "rb") as fh:
+                    data = fh.read()
+                if any(text.encode() in data for text in PASSWORDS):
+                    assert path.endswith(".pass"), path
+                    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+
+
+def test_clean_removes_a_cluster_and_leaves_the_other(minions, set_pillar, applied):
+    web_before = {alias: ucarp_pid(minions, alias, "web") for alias in CLUSTERS["web"]["nodes"]}
+    set_pillar({"web": CLUSTERS["web"]})
+    try:
+        results = apply_all(minions, "ucarp.clean")
+        assert set(changed(results)) == {"ucarp-clean-pruned"}
+        for alias in CLUSTERS["db"]["nodes"]:
+            gz, _ = node_zone(minions, alias)
+            uuid = uuid_of(gz, alias)
+            assert gz.zlogin(uuid, "svcs svc:/network/ucarp:db").returncode == 1
+            assert gz.zlogin(uuid, "ls /opt/local/etc/ucarp/").stdout.strip() == ""
+            assert gz.zlogin(uuid, "ls /opt/local/lib/ucarp/ 2>/dev/null").stdout.strip() == ""
+            assert gz.zlogin(uuid, "/usr/sbin/ifconfig -a").stdout.count("inet 192.0.2.110 ") == 0
+        assert {alias: ucarp_pid(minions, alias, "web") for alias in CLUSTERS["web"]["nodes"]} == web_before
+        assert changed(apply_all(minions, "ucarp.clean")) == {}
+        assert changed(apply_all(minions, "ucarp")) == {}
+    finally:
+        set_pillar(CLUSTERS)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda p: p["web"].update(vhid=300), "ucarp:clusters:web:vhid: must be an integer from 1 to 255"),
+        (lambda p: p["db"].update(vhid=101), "ucarp:clusters:web:vhid: 101 is already used by cluster db"),
+        (lambda p: p["web"].update(password="p" * 20), "ucarp:clusters:web:password: is 20 bytes long"),
+        (lambda p: p["web"]["nodes"].pop("web-b"), "ucarp:clusters:web:nodes: a cluster needs at least two nodes"),
+    ],
+)
+def test_bad_pillar_applies_nothing(minions, set_pillar, applied, change, message):
+    bad = copy.deepcopy(CLUSTERS)
+    bad["new"] = {
+        "vip": "192.0.2.120",
+        "vhid": 103,
+        "password": "x",
+        "nodes": {"new-a": {"host": "gz1", "ip": "192.0.2.31"}, "new-b": {"host": "gz2", "ip": "192.0.2.32"}},
+    }
+    change(bad)
+    set_pillar(bad)
+    try:
+        proc = minions["gz1"].run("state.apply", "ucarp")
+        assert proc.returncode != 0
+        assert message in proc.stdout + proc.stderr
+        assert minions["gz1"].gz.run("vmadm", "lookup", "alias=new-a").stdout == ""  # nothing half-applied
+        assert message in "\n".join(minions["gz1"].call("ucarp.validate"))
+    finally:
+        set_pillar(CLUSTERS)
