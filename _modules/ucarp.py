@@ -103,9 +103,7 @@ def _holds(zone, vip):
 
 def last_transition(zone, cluster):
     """
-    Return the last VIP transition a zone's hooks recorded for a cluster.
-
-    ``{"seq", "time", "role", "cluster", "vip"}``, or None when there is none.
+    Return the last VIP transition a zone's hooks recorded for a cluster, or None.
 
     CLI Example:
 
@@ -113,12 +111,96 @@ def last_transition(zone, cluster):
 
         salt gz1 ucarp.last_transition zoneA web
     """
-    path = f"{__utils__['ucarp_model.transitions_path'](cluster)}"
-    res = __salt__["zlogin.run"](zone, ["sed", "-n", "$p", path])
-    fields = res["stdout"].split()
-    if res["retcode"] != 0 or len(fields) < 5:
-        return None
-    return {"seq": int(fields[0]), "time": int(fields[1]), "role": fields[2], "cluster": fields[3], "vip": fields[4]}
+    found = transitions(zone, cluster)
+    return found[-1] if found else None
+
+
+def watch_list(host=None):
+    """
+    Return what the ``ucarp`` beacon watches on a global zone: for each local
+    node, its zone alias, cluster, VIP, VHID and the transitions file in the zone.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt gz1 ucarp.watch_list
+    """
+    model = clusters()
+    path = __utils__["ucarp_model.transitions_path"]
+    return [
+        {
+            "zone": node["alias"],
+            "cluster": node["cluster"],
+            "vip": model[node["cluster"]]["vip"],
+            "vhid": model[node["cluster"]]["vhid"],
+            "path": path(node["cluster"]),
+        }
+        for node in plan(host)["nodes"]
+    ]
+
+
+def parse_transitions(text, cluster, vip):
+    """
+    Parse the text of a zone's transitions file (what the beacon reads).
+
+    Lines that do not parse, or that name another cluster or VIP, are ignored.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt gz1 ucarp.parse_transitions '1 1764100000 master web 192.0.2.100 101 net0' web 192.0.2.100
+    """
+    return __utils__["ucarp_model.parse_transitions"](text, cluster, vip)
+
+
+def transitions(zone, cluster, since=0):
+    """
+    Return the transitions a zone's hooks recorded for a cluster after ``since``.
+
+    A list of ``{"seq", "ts", "role", ...}`` in sequence order, read through
+    zlogin (the master uses it to fill a gap in the events it received).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt gz1 ucarp.transitions zoneA web since=41
+    """
+    model = clusters()
+    if cluster not in model:
+        raise CommandExecutionError(f"ucarp: no cluster {cluster!r} in pillar")
+    res = __salt__["zlogin.run"](zone, ["cat", __utils__["ucarp_model.transitions_path"](cluster)])
+    if res["retcode"] != 0:
+        return []
+    found = __utils__["ucarp_model.parse_transitions"](res["stdout"], cluster, model[cluster]["vip"])
+    return [t for t in found if t["seq"] > int(since)]
+
+
+def holders(cluster):
+    """
+    Return, for each zone of this global zone in a cluster, whether it holds the VIP now.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'gz*' ucarp.holders web
+    """
+    model = clusters()
+    if cluster not in model:
+        raise CommandExecutionError(f"ucarp: no cluster {cluster!r} in pillar")
+    out = {}
+    for node in plan()["nodes"]:
+        if node["cluster"] != cluster:
+            continue
+        try:
+            running = __salt__["vmadm.state"](node["alias"]) == "running"
+        except CommandExecutionError:
+            running = False
+        out[node["alias"]] = running and _holds(node["alias"], model[cluster]["vip"])
+    return out
 
 
 def status():

@@ -537,7 +537,7 @@ def _svcadm(zone, action, fmri, flags=()):
     )
 
 
-def svc_enable(zone, fmri, wait=True, temporary=False, recursive=False):
+def svc_enable(zone, fmri, wait=True, temporary=False, recursive=False, clear=False):
     """
     Enable a service in a zone; by default wait until it is online.
 
@@ -553,6 +553,9 @@ def svc_enable(zone, fmri, wait=True, temporary=False, recursive=False):
     recursive
         Enable what it depends on too (``-r``).
 
+    clear
+        Clear it out of maintenance first, if it is there.
+
     CLI Example:
 
     .. code-block:: bash
@@ -560,6 +563,8 @@ def svc_enable(zone, fmri, wait=True, temporary=False, recursive=False):
         salt gz1 zlogin.svc_enable zoneA svc:/network/ucarp:web
     """
     flags = [f for f, on in (("-s", wait), ("-t", temporary), ("-r", recursive)) if on]
+    if clear and svc_state(zone, fmri) == "maintenance":
+        _svcadm(zone, "clear", fmri)
     return _svcadm(zone, "enable", fmri, flags)
 
 

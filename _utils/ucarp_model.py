@@ -13,6 +13,8 @@ import copy
 import ipaddress
 import re
 
+TRANSITION_RE = re.compile(r"^(\d+) (\d+) (master|backup) (\S+) (\S+) (\d+) (\S+)$")
+
 PILLAR_ROOT = "ucarp:clusters"
 STANDARD64 = "d34c301e-10c3-11e4-9b79-5f67ca448df0"
 
@@ -40,6 +42,11 @@ NIC_ZONE_KEYS = {"nic_tag", "vlan_id", "gateway", "mtu"}  # zone keys that shape
 CLUSTER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 IFACE_RE = re.compile(r"^net[0-9]{1,2}$")
+FMRI_RE = re.compile(r"^(svc:/)?[A-Za-z0-9][A-Za-z0-9_.,/-]*(:[A-Za-z0-9_.,-]+)?$")
+# What the reactor can do in a zone when its role changes, with the zlogin
+# function that does it.
+ACTIONS = {"svc_enable": "zlogin.svc_enable", "svc_disable": "zlogin.svc_disable",
+           "svc_restart": "zlogin.svc_restart", "run": "zlogin.run"}  # fmt: skip
 MAX_PASSWORD_BYTES = 19  # UCARP 1.5.2: "Password too long"
 
 # Where things go inside a zone.
@@ -159,15 +166,36 @@ def _normalise_cluster(name, given, defaults, path, problems):
         zone = {}
     out["zone"] = zone
     for key in ("on_master", "on_backup"):
-        if not isinstance(cluster.get(key), list):
-            problems.add(f"{path}:{key}", "must be a list of actions")
-        out[key] = cluster.get(key) if isinstance(cluster.get(key), list) else []
+        out[key] = _check_actions(cluster.get(key), f"{path}:{key}", problems)
     segment = cluster.get("segment")
     if segment is None:
         segment = str(zone.get("nic_tag", "admin")) + (f"/vlan{zone['vlan_id']}" if zone.get("vlan_id") else "")
     out["segment"] = str(segment)
     out["nodes"] = _normalise_nodes(cluster.get("nodes"), out, network, f"{path}:nodes", problems)
     return out
+
+
+def _check_actions(actions, path, problems):
+    """``on_master`` / ``on_backup``: a list of one-key dicts such as
+    ``{svc_enable: svc:/network/http:apache}`` or ``{run: "command"}``."""
+    if not isinstance(actions, list):
+        problems.add(path, "must be a list of actions")
+        return []
+    good = []
+    for i, action in enumerate(actions):
+        if not isinstance(action, dict) or len(action) != 1:
+            problems.add(f"{path}:{i}", f"an action is one of {', '.join(ACTIONS)} with its argument")
+            continue
+        ((kind, arg),) = action.items()
+        if kind not in ACTIONS:
+            problems.add(f"{path}:{i}", f"unknown action {kind!r} (known: {', '.join(ACTIONS)})")
+        elif kind != "run" and (not isinstance(arg, str) or not FMRI_RE.match(arg)):
+            problems.add(f"{path}:{i}:{kind}", f"{arg!r} is not a service FMRI such as svc:/network/http:apache")
+        elif kind == "run" and (not isinstance(arg, str) or not arg.strip() or "\0" in arg):
+            problems.add(f"{path}:{i}:run", "must be a non-empty command line")
+        else:
+            good.append({"action": kind, "arg": arg})
+    return good
 
 
 def _check_password(password, path, problems):
@@ -390,3 +418,26 @@ def transitions_path(cluster):
 def node_files(cluster):
     """The files one cluster's node has in a zone (hooks aside)."""
     return {"conf": f"{ETC}/{cluster}.conf", "pass": f"{ETC}/{cluster}.pass", "transitions": transitions_path(cluster)}
+
+
+def parse_transitions(text, cluster, vip):
+    """The well-formed transitions of ``cluster`` in a transitions file, by sequence.
+
+    The file is the zone's: lines that do not parse, or that name another
+    cluster or VIP, are ignored.
+    """
+    found = {}
+    for line in text.splitlines():
+        match = TRANSITION_RE.match(line.strip())
+        if not match:
+            continue
+        seq, epoch, role, name, address, vhid, iface = match.groups()
+        if name != cluster or address != vip:
+            continue
+        found[int(seq)] = {"seq": int(seq), "ts": int(epoch), "role": role, "vhid": int(vhid), "interface": iface}
+    return [found[seq] for seq in sorted(found)]
+
+
+def action_function(kind):
+    """The zlogin execution function that performs an ``on_master``/``on_backup`` action."""
+    return ACTIONS[kind]

@@ -55,7 +55,8 @@ def test_get_shows_a_joyent_zone(gz, zone):
     assert vm["brand"] == "joyent"
     assert vm["state"] == "running"
     assert vm["zone_state"] == "running"
-    assert vm["zonepath"] == f"/zones/{zone}"
+    assert vm["zonepath"].endswith(f"/zones/{zone}")
+    assert os.path.isdir(os.path.join(vm["zonepath"], "root", "var"))  # the zone's /var, seen from the GZ
     nic = vm["nics"][0]
     assert nic["interface"] == "net0"
     assert nic["ip"] == "192.0.2.21"

@@ -76,6 +76,10 @@ class GlobalZone:
             raise RuntimeError(f"vmadm create failed on {self.name}: {proc.stderr.strip()}")
         return proc.stderr.strip().rsplit(" ", 1)[1]
 
+    def isolate(self, uuid, on=True):
+        """Cut the zone's net0 from the other zones whose link is cut (or restore it)."""
+        lan.isolate(lan.port_name(uuid, 0), on, self.bed.lan)
+
     def get(self, uuid):
         return json.loads(self.run("vmadm", "get", uuid, check=True).stdout)
 

@@ -170,6 +170,16 @@ def unplug(port, lan=None):
         _nft(lan, f"delete chain bridge {TABLE} port_{port}\n", check=False)
 
 
+def isolate(port, on=True, lan=None):
+    """Cut (or restore) a port from the other isolated ports of its bridge.
+
+    Isolated ports reach the rest of the LAN but not each other: the link
+    between two zones is cut while clients still reach both.
+    """
+    state = "on" if on else "off"
+    run(["ip", "-n", lan or name(), "link", "set", "dev", port, "type", "bridge_slave", "isolated", state])
+
+
 def add_host(host, cidr, tag="admin", lan=None):
     """A plain host on the LAN (a client namespace for tests and the demo)."""
     lan = ensure(tag, lan)

@@ -265,7 +265,9 @@ def build(payload, nics):
         "type": "OS",
         "image_uuid": payload["image_uuid"],
         "zonename": uuid,
-        "zonepath": f"/zones/{uuid}",
+        # SmartOS: /zones/<uuid>; here the zone's own directory in this global
+        # zone's state, so that <zonepath>/root/var is the zone's /var as on SmartOS.
+        "zonepath": gz.zone_dir(uuid),
         "zpool": "zones",
         "zfs_filesystem": f"zones/{uuid}",
         "autoboot": payload.get("autoboot", True),

@@ -83,7 +83,7 @@ def wait_for(fmri, enable):
             return 0
         if not enable and state == "disabled":
             return 0
-        if state == "maintenance":
+        if enable and state == "maintenance":  # disabling moves it out of maintenance
             warn("svcadm", f'Instance "{fmri}" is in maintenance state.')
             return EXIT_SVC_FAILURE
         if is_enabled(data, vol, fmri) != enable:

@@ -1,0 +1,156 @@
+"""
+Deliver the VIP transitions recorded in this global zone's zones to the master.
+
+The formula's hooks append each transition to
+``/var/db/ucarp/<cluster>.transitions`` in the zone.  This beacon reads those
+files from the global zone (no process per zone: plain reads below each
+zone's root, never following a link the zone may have planted) and sends
+every new line to the master as the event ``ucarp/<cluster>/<role>``, one at
+a time, in order, waiting for the master to take it.  What the master did not
+take (it is down, say) is sent again at the next interval: nothing is lost.
+Where it has got to is kept in the minion's cache, per zone UUID and cluster.
+
+Enable it in pillar (or the minion config)::
+
+    beacons:
+      ucarp:
+        - interval: 1
+
+:depends: the ``ucarp`` and ``vmadm`` execution modules of this formula
+:platform: SmartOS global zone
+"""
+
+import json
+import logging
+import os
+import stat
+import time
+
+import salt.channel.client
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "ucarp"
+
+MAX_READ = 1 << 20
+ZONES_TTL = 30.0
+SEND_TIMEOUT = 10
+
+_ZONES = {"at": 0.0, "by_alias": {}}
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def validate(config):
+    """Validate the beacon configuration: a list of dicts (``interval``)."""
+    if not isinstance(config, list):
+        return False, "Configuration for the ucarp beacon must be a list (e.g. [{interval: 1}])"
+    return True, "Valid beacon configuration"
+
+
+def _cursor_path():
+    return os.path.join(__opts__["cachedir"], "ucarp", "beacon-cursors.json")
+
+
+def _load_cursors():
+    try:
+        with open(_cursor_path(), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_cursors(cursors):
+    path = _cursor_path()
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(cursors, fh)
+    os.replace(tmp, path)
+
+
+def _zones():
+    """Alias -> (uuid, zone root) of this global zone's VMs (one vmadm, cached).
+
+    A stopped zone's files are still there: what its hooks wrote before it
+    stopped is delivered too.
+    """
+    if time.monotonic() - _ZONES["at"] > ZONES_TTL:
+        found = {}
+        for vm in __salt__["vmadm.list"](fields="uuid,alias,zonepath", keyed=False):
+            if vm.get("alias") and vm.get("zonepath"):
+                found[vm["alias"]] = (vm["uuid"], os.path.join(vm["zonepath"], "root"))
+        _ZONES.update(at=time.monotonic(), by_alias=found)
+    return _ZONES["by_alias"]
+
+
+def read_in_zone(root, path):
+    """Read a regular file at ``path`` below a zone's ``root`` without following links.
+
+    A zone owns its files: a symlink or FIFO planted there must not make the
+    global zone read one of its own files, or block.  None if it is missing.
+    """
+    parts = [p for p in path.split("/") if p]
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        for part in parts[:-1]:
+            nxt = os.open(part, flags | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        ffd = os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=fd)
+    except OSError:
+        os.close(fd)
+        return None
+    os.close(fd)
+    with os.fdopen(ffd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            return None
+        return fh.read(MAX_READ).decode("utf-8", errors="replace")
+
+
+def _send(tag, data):
+    """Fire ``tag`` on the master and wait until it has taken it."""
+    load = {"id": __opts__["id"], "cmd": "_minion_event", "tag": tag, "data": data}
+    try:
+        with salt.channel.client.ReqChannel.factory(__opts__) as channel:
+            channel.send(load, tries=1, timeout=SEND_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - any failure means: not delivered, try again later
+        log.info("ucarp beacon: the master did not take %s (%s); will send it again", tag, exc)
+        return False
+    return True
+
+
+def beacon(config):
+    """Send the new transitions of this global zone's UCARP nodes to the master."""
+    try:
+        watched = __salt__["ucarp.watch_list"]()
+        zones = _zones()
+    except Exception as exc:  # noqa: BLE001 - a bad pillar or a missing module must not stop the minion
+        log.warning("ucarp beacon: nothing to watch yet: %s", exc)
+        return []
+    cursors = _load_cursors()
+    for node in watched:
+        if node["zone"] not in zones:
+            continue
+        uuid, root = zones[node["zone"]]
+        text = read_in_zone(root, node["path"])
+        if not text:
+            continue
+        key = f"{uuid}/{node['cluster']}"
+        for item in __salt__["ucarp.parse_transitions"](text, node["cluster"], node["vip"]):
+            if item["seq"] <= cursors.get(key, 0):
+                continue
+            data = dict(item, cluster=node["cluster"], zone=node["zone"], zone_uuid=uuid, gz=__opts__["id"])
+            data.update(vip=node["vip"], vhid=node["vhid"])
+            if not _send(f"ucarp/{node['cluster']}/{item['role']}", data):
+                return []  # the master is away: keep the order, try again next time
+            cursors[key] = item["seq"]
+            _save_cursors(cursors)
+    return []

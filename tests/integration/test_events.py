@@ -1,0 +1,262 @@
+"""Failover events, the reactor's response and fleet status, with a real
+salt-master and two hypervisor minions (started once for this module).
+
+In each zone a small web service can be bound to the VIP; the cluster's
+``on_master`` action enables it in the zone that takes the VIP and
+``on_backup`` disables it in the others, so a client reaching the VIP gets
+its answer from the new master after a failover.
+"""
+
+import json
+import os
+import time
+
+import pytest
+import yaml
+from support import REPO, wait_for
+
+pytestmark = pytest.mark.root
+
+APP = "svc:/site/vipapp:default"
+CLUSTERS = {
+    "web": {
+        "vip": "192.0.2.100",
+        "vhid": 101,
+        "password": "web-Secret-1",
+        "nodes": {"web-a": {"host": "gz1", "ip": "192.0.2.11"}, "web-b": {"host": "gz2", "ip": "192.0.2.12"}},
+        "on_master": [{"svc_enable": APP}],
+        "on_backup": [{"svc_disable": APP}],
+    },
+    "db": {
+        "vip": "192.0.2.110",
+        "vhid": 102,
+        "password": "db-Secret-1",
+        "nodes": {"db-a": {"host": "gz1", "ip": "192.0.2.21"}, "db-b": {"host": "gz2", "ip": "192.0.2.22"}},
+    },
+}
+APP_MANIFEST = """<?xml version="1.0"?>
+<!DOCTYPE service_bundle SYSTEM "/usr/share/lib/xml/dtd/service_bundle.dtd.1">
+<service_bundle type="manifest" name="vipapp">
+  <service name="site/vipapp" type="service" version="1">
+    <create_default_instance enabled="false"/>
+    <exec_method type="method" name="start" exec="/opt/local/lib/vipapp" timeout_seconds="30"/>
+    <exec_method type="method" name="stop" exec=":kill" timeout_seconds="30"/>
+  </service>
+</service_bundle>
+"""
+APP_METHOD = """#!/bin/sh
+# A web service on the VIP: only the zone holding it can bind.
+mkdir -p /var/tmp/vipapp && hostname > /var/tmp/vipapp/index.html
+cd /var/tmp/vipapp || exit 1
+/usr/bin/python3 -m http.server 8080 --bind 192.0.2.100 </dev/null >/dev/null 2>&1 &
+"""
+
+
+def events(listener, master, pattern, after, predicate=lambda e: True):
+    return sorted(
+        (e for e in listener.get_events([(master.id, pattern)], after_time=after) if predicate(e)),
+        key=lambda e: e.stamp,
+    )
+
+
+def wait_event(listener, master, pattern, after, predicate=lambda e: True, timeout=90):
+    found = wait_for(lambda: events(listener, master, pattern, after, predicate), timeout=timeout, interval=0.5,
+                     what=f"an event {pattern}")  # fmt: skip
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory):
+    base = tmp_path_factory.mktemp("roots")
+    (base / "states").mkdir()
+    (base / "states" / "top.sls").write_text("base:\n  'gz*':\n    - ucarp\n")
+    (base / "pillar").mkdir()
+    (base / "pillar" / "top.sls").write_text("base:\n  '*':\n    - ucarp\n")
+    pillar = {"ucarp": {"clusters": CLUSTERS}, "beacons": {"ucarp": [{"interval": 1}]}}
+    (base / "pillar" / "ucarp.sls").write_text(yaml.safe_dump(pillar))
+    return base
+
+
+@pytest.fixture(scope="module")
+def master(salt_factories, roots):
+    overrides = {
+        "file_roots": {"base": [str(roots / "states"), os.path.join(REPO, "salt"), REPO]},
+        "pillar_roots": {"base": [str(roots / "pillar")]},
+        "reactor": [
+            {"ucarp/*/master": ["salt://reactor/ucarp/transition.sls"]},
+            {"ucarp/*/backup": ["salt://reactor/ucarp/transition.sls"]},
+        ],
+    }
+    factory = salt_factories.salt_master_daemon("ucarp-master", overrides=overrides)
+    with factory.started(start_timeout=120):
+        yield factory
+
+
+@pytest.fixture(scope="module")
+def minions(master, bed):
+    started = {}
+    for name in ("gz1", "gz2"):
+        factory = master.salt_minion_daemon(name)
+        # A dict of its own: the factories share one environ object by default.
+        factory.environ = {**factory.environ, **bed.gz(name).env}
+        started[name] = factory
+    for factory in started.values():
+        factory.start(start_timeout=120)
+    yield started
+    for factory in started.values():
+        factory.terminate()
+
+
+@pytest.fixture(scope="module")
+def client(bed):
+    return bed.host("client", "192.0.2.200/24")
+
+
+def salt(master, fun, *args, tgt="gz*", timeout=600):
+    proc = master.salt_cli(timeout=timeout).run(fun, *args, minion_tgt=tgt)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.data
+
+
+def apply(master, *args):
+    results = salt(master, *args)
+    assert set(results) == {"gz1", "gz2"}, results
+    for minion, states in results.items():
+        assert isinstance(states, dict), f"{minion}: {states}"
+        failed = {k: v["comment"] for k, v in states.items() if not v["result"]}
+        assert not failed, f"{minion}: {failed}"
+    return results
+
+
+@pytest.fixture(scope="module")
+def highstate(master, minions, bed, event_listener):
+    assert master.salt_run_cli(timeout=120).run("saltutil.sync_all").returncode == 0
+    salt(master, "saltutil.sync_all")
+    apply(master, "state.apply", "ucarp.zones")
+    for gz_name, alias in (("gz1", "web-a"), ("gz2", "web-b")):
+        gz = bed.gz(gz_name)
+        uuid = gz.run("vmadm", "lookup", "-1", f"alias={alias}", check=True).stdout.strip()
+        gz.zlogin(uuid, "mkdir -p /opt/local/lib && cat > /opt/local/lib/vipapp && chmod 755 /opt/local/lib/vipapp",
+                  stdin=APP_METHOD)  # fmt: skip
+        gz.zlogin(uuid, "cat > /var/tmp/vipapp.xml && svccfg import /var/tmp/vipapp.xml", stdin=APP_MANIFEST)
+    started = time.time()
+    apply(master, "state.highstate")
+    for cluster in CLUSTERS:
+        wait_event(event_listener, master, f"ucarp/{cluster}/failover/complete", started)
+    return started
+
+
+def status(master):
+    proc = master.salt_run_cli(timeout=120).run("ucarp.status")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.data
+
+
+def zone_uuid(bed, gz_name, alias):
+    return bed.gz(gz_name).run("vmadm", "lookup", "-1", f"alias={alias}", check=True).stdout.strip()
+
+
+def app_answer(bed, client):
+    code = "import urllib.request as u; print(u.urlopen('http://192.0.2.100:8080/', timeout=2).read().decode())"
+    proc = bed.in_host(client, "/usr/bin/python3", "-c", code)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def test_status_shows_one_master_per_cluster(master, highstate):
+    report = status(master)
+    assert set(report) == {"web", "db"}
+    for name, info in report.items():
+        assert info["master"] is not None, info
+        assert info["master"]["zone"] in CLUSTERS[name]["nodes"]
+        assert [b["zone"] for b in info["backups"]] == [
+            z for z in CLUSTERS[name]["nodes"] if z != info["master"]["zone"]
+        ]
+        assert info["vip"] == CLUSTERS[name]["vip"]
+        assert info["alert"] is None
+    json_out = master.salt_run_cli(timeout=120).run("ucarp.status", "--out=json")
+    assert json.loads(json_out.stdout)["web"]["vip"] == "192.0.2.100"
+
+
+def test_failover_runs_on_master_in_the_new_master(master, bed, client, highstate, event_listener):
+    before = status(master)["web"]["master"]
+    wait_for(lambda: app_answer(bed, client) == before["zone"], timeout=60, what="the app on the master")
+    (new_alias,) = [z for z in CLUSTERS["web"]["nodes"] if z != before["zone"]]
+    new_gz = CLUSTERS["web"]["nodes"][new_alias]["host"]
+    started = time.time()
+    bed.gz(before["gz"]).run("vmadm", "stop", zone_uuid(bed, before["gz"], before["zone"]), check=True)
+    done = wait_event(event_listener, master, "ucarp/web/failover/complete", started,
+                      lambda e: e.data["master"]["zone"] == new_alias)  # fmt: skip
+    assert done.data["master"] == {"zone": new_alias, "gz": new_gz}
+    assert done.data["transition"]["role"] == "master"
+    assert [a["ok"] for a in done.data["actions"] if a["zone"] == new_alias] == [True]
+    assert done.data["timings"]["checked"] >= done.data["timings"]["actions_done"] >= done.data["timings"]["received"]
+    wait_for(lambda: app_answer(bed, client) == new_alias, timeout=30, what="the app answering from the new master")
+    bed.gz(before["gz"]).run("vmadm", "start", zone_uuid(bed, before["gz"], before["zone"]), check=True)
+
+
+def test_forged_event_changes_nothing(master, minions, highstate, event_listener):
+    before = status(master)["web"]
+    (victim,) = [z for z, n in CLUSTERS["web"]["nodes"].items() if n["host"] == "gz2"]
+    forged = {
+        "cluster": "web", "zone": victim, "zone_uuid": "11111111-2222-3333-4444-555555555555", "role": "master",
+        "seq": 999999, "ts": int(time.time()), "vip": "192.0.2.100", "vhid": 101, "gz": "gz2",
+    }  # fmt: skip
+    started = time.time()
+    salt(master, "event.send", "ucarp/web/master", json.dumps(forged), tgt="gz1")  # gz1 does not host it
+    alert = wait_event(event_listener, master, "ucarp/web/alert/rejected", started)
+    assert alert.data["sender"] == "gz1"
+    assert "hosted by gz2, not gz1" in alert.data["reason"]
+    forged_seq = [
+        e
+        for e in events(event_listener, master, "ucarp/web/*", started)
+        if e.data.get("transition", {}).get("seq") == 999999
+    ]
+    assert forged_seq == []  # the runner acted on nothing of it
+    assert status(master)["web"]["master"] == before["master"]
+
+
+def test_split_brain_alert_and_recovery(master, bed, highstate, event_listener):
+    uuids = {a: zone_uuid(bed, n["host"], a) for a, n in CLUSTERS["web"]["nodes"].items()}
+    wait_for(lambda: status(master)["web"]["master"] is not None, timeout=60, what="one web master")
+    started = time.time()
+    for alias, uuid in uuids.items():
+        bed.gz(CLUSTERS["web"]["nodes"][alias]["host"]).isolate(uuid, True)
+    try:
+        alert = wait_event(event_listener, master, "ucarp/web/alert/split-brain", started)
+        assert sorted(h["zone"] for h in alert.data["holders"]) == sorted(uuids)
+    finally:
+        restored = time.time()
+        for alias, uuid in uuids.items():
+            bed.gz(CLUSTERS["web"]["nodes"][alias]["host"]).isolate(uuid, False)
+    wait_event(event_listener, master, "ucarp/web/failover/complete", restored)
+    wait_for(lambda: status(master)["web"]["master"] is not None, timeout=60, what="one web master again")
+
+
+def test_transition_while_master_is_down_arrives_once(master, bed, highstate, event_listener):
+    before = wait_for(lambda: status(master)["web"]["master"], timeout=60, what="one web master")
+    (new_alias,) = [z for z in CLUSTERS["web"]["nodes"] if z != before["zone"]]
+    new_gz = CLUSTERS["web"]["nodes"][new_alias]["host"]
+    new_uuid = zone_uuid(bed, new_gz, new_alias)
+    master.terminate()
+    try:
+        bed.gz(before["gz"]).run("vmadm", "stop", zone_uuid(bed, before["gz"], before["zone"]), check=True)
+        vip_up = f"inet {CLUSTERS['web']['vip']} "
+        wait_for(lambda: vip_up in bed.gz(new_gz).zlogin(new_uuid, "/usr/sbin/ifconfig -a").stdout, timeout=30,
+                 what=f"{new_alias} taking the VIP without Salt")  # fmt: skip
+        taken = time.time()
+    finally:
+        master.start(start_timeout=120)
+    done = wait_event(event_listener, master, "ucarp/web/failover/complete", taken,
+                      lambda e: e.data["master"]["zone"] == new_alias, timeout=180)  # fmt: skip
+    seq = done.data["transition"]["seq"]
+    # Once: one reaction to that transition (a repeat would make a second;
+    # the event itself may reach the bus before the listener is back).
+    reactions = events(
+        event_listener,
+        master,
+        "ucarp/web/failover/complete",
+        taken,
+        lambda e: e.data["transition"]["zone"] == new_alias and e.data["transition"]["seq"] == seq,
+    )
+    assert len(reactions) == 1
+    bed.gz(before["gz"]).run("vmadm", "start", zone_uuid(bed, before["gz"], before["zone"]), check=True)
