@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements.lock | cks
 DEBS := ucarp iproute2 nftables util-linux procps iputils-ping python3 python3-venv shellcheck
 PYTEST_ARGS ?=
 
-.PHONY: setup debs venv lint test demo sweep spm
+.PHONY: setup debs venv lint test demo sweep spm bench
 
 setup: debs venv
 
@@ -42,6 +42,12 @@ demo: setup
 # Remove what a killed test session or demo left behind.
 sweep: setup
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python -c 'import sys; sys.path.insert(0, "tests/sim"); from smartos_sim import bed; print("\n".join(bed.sweep()) or "nothing to sweep")'
+
+# Benchmarks (as root): failover time, formula vs plain ucarp; reaction time.
+# Results go to bench/results/ and are written up in bench/RESULTS.md.
+bench: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bench/failover.py --runs 10
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bench/reaction.py --runs 10
 
 # Build the SPM package into build/ (spm local install build/ucarp-*.spm).
 spm: setup
