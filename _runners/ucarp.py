@@ -10,11 +10,10 @@ which:
   Anything else changes nothing and fires ``ucarp/<cluster>/alert/rejected``;
 - processes each node's transitions once and in order (a gap is filled from
   the zone's own record, a repeat is ignored);
-- runs the cluster's ``on_master`` actions in the new master zone and its
-  ``on_backup`` actions in the others, through ``zlogin`` on the right
-  hypervisor;
-- checks every node: exactly one holder of the VIP fires
-  ``ucarp/<cluster>/failover/complete`` with timings; none fires
+- checks every node: with exactly one holder of the VIP, it runs the
+  cluster's ``on_master`` actions in that zone and its ``on_backup`` actions
+  in the others (through ``zlogin`` on the right hypervisor) and fires
+  ``ucarp/<cluster>/failover/complete`` with timings; no holder fires
   ``ucarp/<cluster>/alert/no-master``, several ``ucarp/<cluster>/alert/split-brain``.
 
 ``salt-run ucarp.status`` shows every cluster: VIP, master zone and
@@ -197,29 +196,35 @@ def _check(cluster, settle):
     return found
 
 
-def _process(item, gz, state):
+def _process(item, state):
+    """React to one transition: find who holds the VIP now and converge on it.
+
+    The actions follow the holder found, not the event: events of several
+    nodes may be processed in any order (an election at start-up, say), and
+    the zones must end up as the VIP is, not as the last event said.
+    """
     cluster = item["model"]
-    name, zone, role = cluster["name"], item["zone"], item["role"]
+    name = cluster["name"]
     timings = {"transition": item["ts"], "received": item["received"]}
-    actions = _run_actions(cluster, zone, gz, role)
-    if role == "master":
-        for alias, node in cluster["nodes"].items():
-            if alias != zone:
-                actions += _run_actions(cluster, alias, node["host"], "backup")
-    timings["actions_done"] = time.time()
     found = _check(cluster, settle=cluster["advbase"] * cluster["deadratio"] + 3)
     timings["checked"] = time.time()
     transition = {k: item[k] for k in ("zone", "gz", "role", "seq", "ts")}
     state["last"] = dict(transition, received=item["received"])
-    report = {"cluster": name, "vip": cluster["vip"], "transition": transition, "actions": actions}
-    if len(found) == 1:
-        state["alert"] = None
-        _fire(f"ucarp/{name}/failover/complete", dict(report, master=found[0], timings=timings))
-        return {"complete": found[0], "actions": actions}
-    kind = "no-master" if not found else "split-brain"
-    state["alert"] = {"kind": kind, "holders": found, "at": time.time()}
-    _fire(f"ucarp/{name}/alert/{kind}", dict(report, holders=found, timings=timings))
-    return {"alert": kind, "holders": found, "actions": actions}
+    report = {"cluster": name, "vip": cluster["vip"], "transition": transition}
+    if len(found) != 1:
+        kind = "no-master" if not found else "split-brain"
+        state["alert"] = {"kind": kind, "holders": found, "at": time.time()}
+        _fire(f"ucarp/{name}/alert/{kind}", dict(report, holders=found, timings=timings))
+        return {"alert": kind, "holders": found}
+    master = found[0]
+    actions = _run_actions(cluster, master["zone"], master["gz"], "master")
+    for alias, node in sorted(cluster["nodes"].items()):
+        if alias != master["zone"]:
+            actions += _run_actions(cluster, alias, node["host"], "backup")
+    timings["actions_done"] = time.time()
+    state["alert"] = None
+    _fire(f"ucarp/{name}/failover/complete", dict(report, master=master, actions=actions, timings=timings))
+    return {"complete": master, "actions": actions}
 
 
 def transition(tag=None, data=None):
@@ -258,7 +263,7 @@ def transition(tag=None, data=None):
                 todo += [dict(item, **m) for m in missed if last < m.get("seq", 0) < item["seq"]]
         todo.append(item)
         for each in todo:
-            results.append(_process(dict(each, gz=sender, received=received), sender, state))
+            results.append(_process(dict(each, gz=sender, received=received), state))
             state["cursors"][key] = each["seq"]
             _save(cluster, state)
     return results

@@ -194,7 +194,15 @@ def test_a_failover_runs_the_actions_and_completes(runner):
     assert tag == "ucarp/web/failover/complete"
     assert fired["master"] == {"zone": "web-b", "gz": "gz2"}
     assert fired["transition"]["seq"] == 1
-    assert set(fired["timings"]) == {"transition", "received", "actions_done", "checked"}
+    assert set(fired["timings"]) == {"transition", "received", "checked", "actions_done"}
+
+
+def test_actions_follow_the_holder_not_the_event(runner):
+    runner.local.holders = {"web-a"}  # web-b's master event arrives after web-a took the VIP back
+    (result,) = runner.transition(*event())
+    assert result["complete"] == {"zone": "web-a", "gz": "gz1"}
+    actions = [(c[0], c[1], c[2][0]) for c in runner.local.calls if c[1].startswith("zlogin.")]
+    assert actions == [("gz1", "zlogin.svc_enable", "web-a"), ("gz2", "zlogin.svc_disable", "web-b")]
 
 
 @pytest.mark.parametrize(
@@ -241,6 +249,7 @@ def test_two_holders_raise_split_brain(runner):
     runner.local.holders = {"web-a", "web-b"}
     (result,) = runner.transition(*event())
     assert result["alert"] == "split-brain"
+    assert not [c for c in runner.local.calls if c[1].startswith("zlogin.")]  # nothing done while split
     ((tag, fired),) = runner.fired
     assert tag == "ucarp/web/alert/split-brain"
     assert [h["zone"] for h in fired["holders"]] == ["web-a", "web-b"]
