@@ -41,6 +41,7 @@ __virtualname__ = "ucarp"
 CLUSTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 CALL_TIMEOUT = 60
+REPLY_WAIT = 60  # how long to keep asking a hypervisor that does not answer
 
 
 def __virtual__():
@@ -96,9 +97,25 @@ def _local():
     return salt.client.get_local_client(__opts__["conf_file"])
 
 
+def _cmd(hosts, fun, args=(), kwarg=None):
+    """``LocalClient.cmd`` on a list of hypervisors, asked again (bounded) until
+    each has answered: a minion that has just reconnected to a restarted
+    master drops the first job it cannot decrypt."""
+    replies = {}
+    deadline = time.time() + REPLY_WAIT
+    while True:
+        missing = [h for h in hosts if h not in replies]
+        got = _local().cmd(missing, fun, list(args), kwarg=kwarg, tgt_type="list", timeout=CALL_TIMEOUT,
+                           full_return=True)  # fmt: skip
+        replies.update({h: r for h, r in got.items() if isinstance(r, dict) and "ret" in r})
+        if len(replies) == len(hosts) or time.time() >= deadline:
+            return replies
+        time.sleep(1)
+
+
 def _call(minion, fun, *args, **kwargs):
     """Run an execution function on one minion; (ok, return or error text)."""
-    reply = _local().cmd(minion, fun, list(args), kwarg=kwargs or None, timeout=CALL_TIMEOUT, full_return=True)
+    reply = _cmd([minion], fun, args, kwargs or None)
     if minion not in reply:
         return False, f"{minion} did not answer"
     ret = reply[minion]
@@ -177,22 +194,23 @@ def _run_actions(cluster, zone, host, role):
 
 
 def _holders(cluster):
+    """The zones holding the VIP, and the hypervisors that did not answer."""
     hosts = sorted({node["host"] for node in cluster["nodes"].values()})
-    replies = _local().cmd(hosts, "ucarp.holders", [cluster["name"]], tgt_type="list", timeout=CALL_TIMEOUT)
+    replies = _cmd(hosts, "ucarp.holders", [cluster["name"]])
     found = []
-    for host, ret in replies.items():
-        if isinstance(ret, dict):
-            found += [{"zone": zone, "gz": host} for zone, held in ret.items() if held is True]
-    return sorted(found, key=lambda h: h["zone"])
+    for host, reply in replies.items():
+        if isinstance(reply.get("ret"), dict):
+            found += [{"zone": zone, "gz": host} for zone, held in reply["ret"].items() if held is True]
+    return sorted(found, key=lambda h: h["zone"]), sorted(set(hosts) - set(replies))
 
 
 def _check(cluster, settle):
     """Who holds the VIP once it settles (bounded: ``settle`` seconds)."""
     deadline = time.time() + settle
-    found = _holders(cluster)
-    while len(found) != 1 and time.time() < deadline:
+    found, silent = _holders(cluster)
+    while (len(found) != 1 or silent) and time.time() < deadline:
         time.sleep(0.5)
-        found = _holders(cluster)
+        found, silent = _holders(cluster)
     return found
 
 

@@ -144,17 +144,18 @@ class FakeLocal:
         self.calls = []
 
     def cmd(self, tgt, fun, arg=(), kwarg=None, timeout=None, full_return=False, tgt_type="glob"):
-        self.calls.append((tgt, fun, list(arg), kwarg))
+        """LocalClient.cmd with full returns, over a list of hypervisors."""
+        self.calls.append((tgt[0] if len(tgt) == 1 and fun != "ucarp.holders" else tgt, fun, list(arg), kwarg))
         if fun == "ucarp.holders":
-            return {host: {z: z in self.holders for z, n in PILLAR["ucarp"]["clusters"]["web"]["nodes"].items()
-                           if n["host"] == host} for host in tgt}  # fmt: skip
+            nodes = PILLAR["ucarp"]["clusters"]["web"]["nodes"]
+            return {h: {"ret": {z: z in self.holders for z, n in nodes.items() if n["host"] == h}} for h in tgt}
         if fun == "vmadm.state":
-            return {tgt: {"ret": "running", "retcode": 0}}
-        if fun == "ucarp.transitions":
-            return {
-                tgt: {"ret": [{"seq": 2, "ts": 20, "role": "backup", "vhid": 101, "interface": "net0"}], "retcode": 0}
-            }
-        return {tgt: {"ret": True, "retcode": 0}}
+            ret = "running"
+        elif fun == "ucarp.transitions":
+            ret = [{"seq": 2, "ts": 20, "role": "backup", "vhid": 101, "interface": "net0"}]
+        else:
+            ret = True
+        return {host: {"ret": ret, "retcode": 0} for host in tgt}
 
 
 @pytest.fixture
@@ -260,3 +261,18 @@ def test_no_holder_raises_no_master(runner):
     (result,) = runner.transition(*event(role="backup"))
     assert result["alert"] == "no-master"
     assert runner.fired[0][0] == "ucarp/web/alert/no-master"
+
+
+def test_a_hypervisor_that_missed_the_job_is_asked_again(runner):
+    answer = runner.local.cmd
+    dropped = []
+
+    def first_job_lost(tgt, fun, *args, **kwargs):
+        reply = answer(tgt, fun, *args, **kwargs)
+        if fun == "ucarp.holders" and "gz2" in reply and not dropped:
+            dropped.append(reply.pop("gz2"))  # gz2 has just reconnected to a restarted master
+        return reply
+
+    runner.local.cmd = first_job_lost
+    (result,) = runner.transition(*event())
+    assert dropped and result["complete"] == {"zone": "web-b", "gz": "gz2"}
