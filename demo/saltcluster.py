@@ -33,6 +33,10 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "sim"))
+
+from smartos_sim import vipapp  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 REACTOR = [
@@ -397,7 +401,7 @@ def unanswered(bus, cluster, after=0.0):
 
 # -- the example cluster of the demo and the benchmark ----------------------------------
 
-APP = "svc:/site/vipapp:default"
+APP = vipapp.FMRI
 WEB_VIP = "192.0.2.100"
 WEB = {
     "vip": WEB_VIP,
@@ -416,22 +420,6 @@ WEB = {
     "on_backup": [{"svc_disable": APP}],
 }
 PILLAR = {"ucarp": {"clusters": {"web": WEB}}, "beacons": {"ucarp": [{"interval": 1}]}}
-APP_MANIFEST = """<?xml version="1.0"?>
-<!DOCTYPE service_bundle SYSTEM "/usr/share/lib/xml/dtd/service_bundle.dtd.1">
-<service_bundle type="manifest" name="vipapp">
-  <service name="site/vipapp" type="service" version="1">
-    <create_default_instance enabled="false"/>
-    <exec_method type="method" name="start" exec="/opt/local/lib/vipapp" timeout_seconds="30"/>
-    <exec_method type="method" name="stop" exec=":kill" timeout_seconds="30"/>
-  </service>
-</service_bundle>
-"""
-APP_METHOD = f"""#!/bin/sh
-# A web service on the VIP: only the zone holding it can bind.
-mkdir -p /var/tmp/vipapp && hostname > /var/tmp/vipapp/index.html
-cd /var/tmp/vipapp || exit 1
-/usr/bin/python3 -m http.server 8080 --bind {WEB_VIP} </dev/null >/dev/null 2>&1 &
-"""
 
 
 def zone_uuid(bed, alias):
@@ -441,23 +429,17 @@ def zone_uuid(bed, alias):
 
 
 def install_app(bed, alias):
-    """The web service of tests/integration/test_events.py in a zone: imported, disabled.
+    """The test bed's web service (smartos_sim.vipapp) in a zone: imported, disabled.
 
     The cluster's ``on_master`` action enables it in the zone that takes the
     VIP, ``on_backup`` disables it in the others.
     """
-    gz, uuid = bed.gz(WEB["nodes"][alias]["host"]), zone_uuid(bed, alias)
-    for command, body in (
-        ("mkdir -p /opt/local/lib && cat > /opt/local/lib/vipapp && chmod 755 /opt/local/lib/vipapp", APP_METHOD),
-        ("cat > /var/tmp/vipapp.xml && svccfg import /var/tmp/vipapp.xml", APP_MANIFEST),
-    ):
-        proc = gz.zlogin(uuid, command, stdin=body)
-        if proc.returncode != 0:
-            raise SaltError(f"installing the web service in {alias}: {proc.stderr.strip()}")
+    try:
+        vipapp.install(bed.gz(WEB["nodes"][alias]["host"]), zone_uuid(bed, alias), WEB_VIP)
+    except RuntimeError as exc:
+        raise SaltError(f"{alias}: {exc}") from None
 
 
 def app_answer(bed, client, timeout=2):
     """What a client host gets from the web service on the VIP, or None."""
-    code = f"import urllib.request as u; print(u.urlopen('http://{WEB_VIP}:8080/', timeout={timeout}).read().decode())"
-    proc = bed.in_host(client, "/usr/bin/python3", "-c", code)
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    return vipapp.answer(bed, client, WEB_VIP, timeout)
