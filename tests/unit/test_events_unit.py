@@ -1,5 +1,6 @@
 """Unit tests of the beacon (_beacons/ucarp.py) and the runner (_runners/ucarp.py)."""
 
+import logging
 import os
 
 import pytest
@@ -32,6 +33,8 @@ PILLAR = {
 def beacon(tmp_path):
     module = load_salt_module("_beacons", "ucarp", opts={"id": "gz1", "cachedir": str(tmp_path / "cache")})
     module.__utils__ = UTILS
+    module.log = logging.getLogger("ucarp-beacon-unit")  # quiet: not through Salt's log handlers
+    module.log.propagate = False
     module._ZONES.update(at=0.0, by_alias={})
     return module
 
@@ -165,6 +168,8 @@ def runner(tmp_path, monkeypatch):
     )
     module.__utils__ = UTILS
     module.__salt__ = {"pillar.show_pillar": lambda minion: PILLAR}
+    module.log = logging.getLogger("ucarp-runner-unit")  # quiet: not through Salt's log handlers
+    module.log.propagate = False
     module.fired = []
     module._fire = lambda tag, data: module.fired.append((tag, data))
     module.local = FakeLocal(holders={"web-b"})
