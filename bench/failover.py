@@ -485,6 +485,18 @@ def run(bed, workdir, args):
         adverts.close()
 
 
+def new_record(benchmark, settings):
+    """What every benchmark's JSON starts with: what, when, where, how."""
+    return {
+        "benchmark": benchmark,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "host": host_info(),
+        "command": shlex.join([os.path.relpath(sys.executable, REPO), *sys.argv]),
+        "loadavg_start": loadavg(),
+        "settings": settings,
+    }
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     problem = simbed.unavailable()
@@ -492,13 +504,9 @@ def main(argv=None):
         print(f"bench/failover.py {problem}", file=sys.stderr)
         return 1
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    record = {
-        "benchmark": "unplanned failover: vmadm stop of the VIP holder -> VIP answering the client from the backup",
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "host": host_info(),
-        "command": shlex.join([os.path.relpath(sys.executable, REPO), *sys.argv]),
-        "loadavg_start": loadavg(),
-        "settings": {
+    record = new_record(
+        "unplanned failover: vmadm stop of the VIP holder -> VIP answering the client from the backup",
+        {
             "vip": VIP,
             "vhid": VHID,
             **TIMINGS,
@@ -506,8 +514,8 @@ def main(argv=None):
             "ping_wait_s": float(PING_WAIT),
             "failover_timeout_s": FAILOVER_TIMEOUT,
             "settle_s": SETTLE,
-        },  # fmt: skip
-    }
+        },
+    )  # fmt: skip
     simbed.sweep()
     bed = simbed.Bed(prefix="ucarpbench")
     workdir = tempfile.mkdtemp(prefix=f"{bed.id}-salt-", dir="/var/tmp")

@@ -33,10 +33,8 @@ Run as root: ``.venv/bin/python bench/reaction.py --runs 10``.
 """
 
 import argparse
-import datetime
 import os
 import random
-import shlex
 import signal
 import statistics
 import sys
@@ -47,7 +45,7 @@ REPO = os.path.dirname(BENCH_DIR)
 sys.path.insert(0, os.path.join(REPO, "demo"))
 sys.path.insert(0, os.path.join(REPO, "tests", "sim"))
 
-from failover import AdvertLog, Probe, host_info, loadavg, percentile, write_json  # noqa: E402
+from failover import AdvertLog, Probe, loadavg, new_record, percentile, write_json  # noqa: E402
 from saltcluster import PILLAR, WEB, SaltCluster, SaltError, install_app, unanswered, zone_uuid  # noqa: E402
 
 from smartos_sim import bed as simbed  # noqa: E402
@@ -313,19 +311,15 @@ def main(argv=None):
         print(f"bench/reaction.py {problem}", file=sys.stderr)
         return 1
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    record = {
-        "benchmark": "reaction: backup takes the VIP (client's view) -> ucarp/web/failover/complete on the master bus",
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "host": host_info(),
-        "command": shlex.join([os.path.relpath(sys.executable, REPO), *sys.argv]),
-        "loadavg_start": loadavg(),
-        "settings": {
+    record = new_record(
+        "reaction: backup takes the VIP (client's view) -> ucarp/web/failover/complete on the master bus",
+        {
             "cluster": {k: v for k, v in WEB.items() if k != "password"},
             "beacon_interval_s": 1,
             "probe_interval_s": PROBE_INTERVAL,
             "event_timeout_s": EVENT_TIMEOUT,
-        },  # fmt: skip
-    }
+        },
+    )  # fmt: skip
     simbed.sweep()
     bed = simbed.Bed(prefix="ucarpreact")
     holder = []
