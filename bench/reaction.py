@@ -45,7 +45,7 @@ REPO = os.path.dirname(BENCH_DIR)
 sys.path.insert(0, os.path.join(REPO, "demo"))
 sys.path.insert(0, os.path.join(REPO, "tests", "sim"))
 
-from failover import AdvertLog, Probe, loadavg, new_record, percentile, write_json  # noqa: E402
+from failover import AdvertLog, BenchError, Probe, loadavg, new_record, percentile, poll, say, write_json  # noqa: E402
 from saltcluster import PILLAR, WEB, SaltCluster, SaltError, install_app, unanswered, zone_uuid  # noqa: E402
 
 from smartos_sim import bed as simbed  # noqa: E402
@@ -57,28 +57,8 @@ PROBE_INTERVAL = 0.04
 TAKEOVER_TIMEOUT = 30.0
 EVENT_TIMEOUT = 90.0
 SETTLE_TIMEOUT = 120.0
-T_START = time.monotonic()
 MONO_TO_EPOCH = time.time() - time.monotonic()  # CLOCK_MONOTONIC is the same in every namespace
 METRICS = ("reaction_s", "delivery_s", "beacon_s", "reactor_s", "check_s", "actions_s", "fire_s", "advert_to_seen_s")
-
-
-class BenchError(Exception):
-    """A condition the benchmark waits for did not come in time."""
-
-
-def say(text):
-    print(f"[{time.monotonic() - T_START:7.2f}s] {text}", flush=True)
-
-
-def poll(predicate, timeout, interval=0.2):
-    """``predicate()``'s first truthy value, or None after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    for _ in range(int(timeout / interval) + 2):
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value or None
-        time.sleep(interval)
-    return None
 
 
 class Node:

@@ -527,7 +527,7 @@ def cmd_remove(opts, args):
         if not selected:
             out("no packages to delete\n")
             return rc
-        order = list(reversed(install_order_local(list(selected.values()))))
+        order = list(reversed(install_order(sorted(selected.values(), key=lambda p: p.full))))
         out(f"{len(order)} packages to delete: \n{action_list(p.full for p in order)}\n")
         if not opts.no:
             out("\n")
@@ -538,24 +538,6 @@ def cmd_remove(opts, args):
             out("pkg_install warnings: 0, errors: 0\n")
             local_summary_update()
         return rc
-
-
-def install_order_local(pkgs):
-    ordered, seen = [], set()
-
-    def visit(pkg):
-        if pkg.full in seen:
-            return
-        seen.add(pkg.full)
-        for dep in pkg.depends:
-            for other in pkgs:
-                if pattern_matches(dep, other.full):
-                    visit(other)
-        ordered.append(pkg)
-
-    for pkg in sorted(pkgs, key=lambda p: p.full):
-        visit(pkg)
-    return ordered
 
 
 def print_list(opts, rows):
