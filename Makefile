@@ -7,7 +7,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements.lock | cksum | cut -d' ' -f1)
-DEBS := ucarp iproute2 nftables util-linux procps iputils-ping python3 python3-venv shellcheck
+DEBS := ucarp iproute2 nftables util-linux procps iputils-ping netcat-openbsd python3 python3-venv shellcheck
 PYTEST_ARGS ?=
 
 .PHONY: setup debs venv lint test demo sweep spm bench

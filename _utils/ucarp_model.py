@@ -14,6 +14,7 @@ import ipaddress
 import re
 
 TRANSITION_RE = re.compile(r"^(\d+) (\d+) (master|backup) (\S+) (\S+) (\d+) (\S+)$")
+HEALTH_RE = re.compile(r"^(\d+) (\d+) (healthy|sick) (\S+) (eligible|ineligible|stepped-down|kept-vip) ?(.*)$")
 
 PILLAR_ROOT = "ucarp:clusters"
 STANDARD64 = "d34c301e-10c3-11e4-9b79-5f67ca448df0"
@@ -22,7 +23,9 @@ DEFAULTS = {
     "prefixlen": 24,
     "interface": "net0",
     "advbase": 1,
-    "advskew": 0,
+    # 1, not UCARP's 0: a planned switchover restarts the target with
+    # advskew 0 and --preempt, which takes over only from a slower master.
+    "advskew": 1,
     "deadratio": 3,
     "preempt": False,
     "allow_ip_spoofing": False,
@@ -34,7 +37,11 @@ DEFAULTS = {
     },
     "on_master": [],
     "on_backup": [],
+    "health": {},
 }
+HEALTH_DEFAULTS = {"interval": 2, "timeout": 2, "fall": 3, "rise": 2, "port": 9201}
+HEALTH_KEYS = set(HEALTH_DEFAULTS) | {"checks"}
+CHECK_KINDS = ("service", "tcp", "command")
 CLUSTER_KEYS = set(DEFAULTS) | {"vip", "vhid", "password", "nodes", "segment"}
 NODE_KEYS = {"host", "ip", "advskew", "zone"}
 NIC_ZONE_KEYS = {"nic_tag", "vlan_id", "gateway", "mtu"}  # zone keys that shape the NIC
@@ -55,7 +62,10 @@ LIB = "/opt/local/lib/ucarp"
 MANIFEST_PATH = "/opt/local/lib/svc/manifest/ucarp.xml"
 TRANSITIONS_DIR = "/var/db/ucarp"
 SERVICE = "svc:/network/ucarp"
-HOOK_FILES = ("ucarp-method", "vip-hook", "vip-up", "vip-down")
+HOOK_FILES = ("ucarp-method", "ucarp-agent", "vip-hook", "vip-up", "vip-down")
+# What a planned switchover asks of one node's ucarp, through the runtime
+# override file its agent reads when the instance is refreshed.
+OVERRIDES = ("preempt", "slow", "keep-vip")
 
 
 class Problems(list):
@@ -167,6 +177,7 @@ def _normalise_cluster(name, given, defaults, path, problems):
     out["zone"] = zone
     for key in ("on_master", "on_backup"):
         out[key] = _check_actions(cluster.get(key), f"{path}:{key}", problems)
+    out["health"] = _check_health(cluster.get("health"), out, f"{path}:health", problems)
     segment = cluster.get("segment")
     if segment is None:
         segment = str(zone.get("nic_tag", "admin")) + (f"/vlan{zone['vlan_id']}" if zone.get("vlan_id") else "")
@@ -196,6 +207,81 @@ def _check_actions(actions, path, problems):
         else:
             good.append({"action": kind, "arg": arg})
     return good
+
+
+def _check_health(health, cluster, path, problems):
+    """``health``: the checks each node runs on itself, or None when there are none.
+
+    A node is healthy while its checks pass; ``fall`` failures in a row make
+    it sick (it gives up the VIP, or never takes it), ``rise`` successes in a
+    row make it eligible again.  Each check is one of
+    ``{service: <FMRI>}`` (must be online), ``{tcp: <port>}`` or
+    ``{tcp: {port: <port>, address: node|vip|<IPv4>}}`` (must accept a
+    connection; ``vip`` is checked only where the VIP is) and
+    ``{command: <command line>}`` (must exit 0).
+    """
+    if health is None or health == {}:
+        return None
+    if not isinstance(health, dict):
+        problems.add(path, "must be a mapping (checks, interval, timeout, fall, rise, port)")
+        return None
+    for key in sorted(set(health) - HEALTH_KEYS, key=str):
+        problems.add(f"{path}:{key}", f"unknown key (known: {', '.join(sorted(HEALTH_KEYS))})")
+    given = _merge(HEALTH_DEFAULTS, health)
+    out = {}
+    for key, (low, high) in {"interval": (1, 3600), "timeout": (1, 3600), "fall": (1, 100), "rise": (1, 100),
+                             "port": (1, 65535)}.items():  # fmt: skip
+        out[key] = _check_int(given, key, path, problems, low, high)
+    checks = given.get("checks")
+    if not isinstance(checks, list) or not checks:
+        problems.add(f"{path}:checks", "must be a list of at least one check (service, tcp or command)")
+        checks = []
+    out["checks"] = []
+    for i, check in enumerate(checks):
+        cpath = f"{path}:checks:{i}"
+        if not isinstance(check, dict) or len(check) != 1 or next(iter(check)) not in CHECK_KINDS:
+            problems.add(cpath, f"a check is one of {', '.join(CHECK_KINDS)} with its argument")
+            continue
+        ((kind, arg),) = check.items()
+        if kind == "service":
+            if not isinstance(arg, str) or not FMRI_RE.match(arg):
+                problems.add(f"{cpath}:service", f"{arg!r} is not a service FMRI such as svc:/network/http:apache")
+                continue
+            out["checks"].append({"kind": "service", "fmri": arg})
+        elif kind == "command":
+            if not isinstance(arg, str) or not arg.strip() or "\n" in arg or "\0" in arg:
+                problems.add(f"{cpath}:command", "must be a one-line, non-empty command line")
+                continue
+            out["checks"].append({"kind": "command", "command": arg.strip()})
+        else:
+            tcp = _check_tcp(arg, cluster, f"{cpath}:tcp", problems)
+            if tcp:
+                out["checks"].append(tcp)
+    for action in cluster.get("on_backup") or []:
+        for check in out["checks"]:
+            if action["action"] == "svc_disable" and check.get("fmri") == action["arg"]:
+                problems.add(
+                    f"{path}:checks",
+                    f"{action['arg']} is checked for health but on_backup disables it:"
+                    " every backup would be unhealthy and none could take the VIP",
+                )
+    return out
+
+
+def _check_tcp(arg, cluster, path, problems):
+    spec = arg if isinstance(arg, dict) else {"port": arg}
+    for key in sorted(set(spec) - {"port", "address"}, key=str):
+        problems.add(f"{path}:{key}", "unknown key (known: address, port)")
+    port = _int_in(spec.get("port"), 1, 65535)
+    if port is None:
+        problems.add(f"{path}:port", f"must be a TCP port from 1 to 65535 (got {spec.get('port')!r})")
+    address = spec.get("address", "node")
+    if address not in ("node", "vip") and _ipv4(address) is None:
+        problems.add(f"{path}:address", f"must be node, vip or an IPv4 address (got {address!r})")
+        return None
+    if address not in ("node", "vip"):
+        address = str(_ipv4(address))
+    return {"kind": "tcp", "port": port, "address": address} if port else None
 
 
 def _check_password(password, path, problems):
@@ -331,6 +417,8 @@ def host_plan(model, host):
                     "conf": render_options(cluster, alias),
                     "pass_path": node_files(name)["pass"],
                     "password_key": cluster["password_key"],
+                    "checks_path": node_files(name)["checks"],
+                    "checks": render_checks(cluster, alias),
                 }
             )
     return {
@@ -374,6 +462,52 @@ def render_options(cluster, alias):
     return "\n".join(lines) + "\n"
 
 
+def render_checks(cluster, alias):
+    """The instance's health checks file for the zone's agent, or None without checks."""
+    health = cluster.get("health")
+    if not health:
+        return None
+    node = cluster["nodes"][alias]
+    lines = [
+        f"# Health checks of {cluster['fmri']} in zone {alias}, read by {LIB}/ucarp-agent.",
+        "# Managed by Salt: edit pillar, not this file.",
+        f"interval {health['interval']}",
+        f"timeout {health['timeout']}",
+        f"fall {health['fall']}",
+        f"rise {health['rise']}",
+        f"listen {node['ip']} {health['port']}",
+    ]
+    peers = [peer for other, peer in sorted(cluster["nodes"].items()) if other != alias]
+    lines += [f"peer {peer['ip']} {health['port']}" for peer in peers]
+    for check in health["checks"]:
+        if check["kind"] == "service":
+            lines.append(f"check service {check['fmri']}")
+        elif check["kind"] == "tcp":
+            address = node["ip"] if check["address"] == "node" else check["address"]
+            lines.append(f"check tcp {address} {check['port']}")
+        else:
+            lines.append(f"check command {check['command']}")
+    return "\n".join(lines) + "\n"
+
+
+def override_lines(cluster, mode):
+    """What the agent adds to ucarp's options for one step of a planned switchover.
+
+    ``preempt``: take the VIP from the (slower) master at its next advert;
+    ``slow``: wait much longer than usual before taking over from a silent
+    master; ``keep-vip``: restart without dropping the VIP this node holds
+    (the old process is killed without its down hook, the new one starts
+    without running it).
+    """
+    if mode == "preempt":
+        return ["--preempt", "--advskew=0"]
+    if mode == "slow":
+        return [f"--deadratio={min(255, cluster['deadratio'] * 3 + 2)}"]
+    if mode == "keep-vip":
+        return ["keep-vip", "--neutral"]
+    raise ValueError(f"unknown override {mode!r} (known: {', '.join(OVERRIDES)})")
+
+
 def render_manifest(instances):
     """The SMF manifest of ``network/ucarp`` with one instance per cluster."""
     rows = "\n".join(f'    <instance name="{name}" enabled="false"/>' for name in instances)
@@ -381,9 +515,11 @@ def render_manifest(instances):
 <!DOCTYPE service_bundle SYSTEM "/usr/share/lib/xml/dtd/service_bundle.dtd.1">
 <!--
   UCARP under SMF, one instance per cluster (VIP). Managed by Salt: pkgsrc's
-  ucarp ships no manifest. The start method runs ucarp with the options in
-  {ETC}/<instance>.conf; stopping sends SIGTERM, on which ucarp
-  (started with shutdown set) runs its down hook and drops the VIP.
+  ucarp ships no manifest. The start method starts the instance's agent,
+  which runs ucarp with the options in {ETC}/<instance>.conf
+  while the node's health checks pass; refresh makes it re-read a planned
+  switchover's override. Stopping sends SIGTERM, on which ucarp (started
+  with shutdown set) runs its down hook and drops the VIP.
 -->
 <service_bundle type="manifest" name="ucarp">
   <service name="network/ucarp" type="service" version="1">
@@ -395,8 +531,12 @@ def render_manifest(instances):
     </dependency>
     <exec_method type="method" name="start" exec="{LIB}/ucarp-method %i" timeout_seconds="60"/>
     <exec_method type="method" name="stop" exec=":kill" timeout_seconds="60"/>
+    <exec_method type="method" name="refresh" exec="{LIB}/ucarp-method %i refresh" timeout_seconds="60"/>
     <property_group name="startd" type="framework">
       <propval name="duration" type="astring" value="contract"/>
+      <!-- The agent stops and restarts ucarp itself (health, switchover):
+           that is not a fault of the instance. -->
+      <propval name="ignore_error" type="astring" value="core,signal"/>
     </property_group>
 {rows}
     <stability value="Evolving"/>
@@ -417,7 +557,32 @@ def transitions_path(cluster):
 
 def node_files(cluster):
     """The files one cluster's node has in a zone (hooks aside)."""
-    return {"conf": f"{ETC}/{cluster}.conf", "pass": f"{ETC}/{cluster}.pass", "transitions": transitions_path(cluster)}
+    return {
+        "conf": f"{ETC}/{cluster}.conf",
+        "pass": f"{ETC}/{cluster}.pass",
+        "checks": f"{ETC}/{cluster}.checks",
+        "transitions": transitions_path(cluster),
+        "health": health_path(cluster),
+        "override": f"{TRANSITIONS_DIR}/{cluster}.override",
+    }
+
+
+def health_path(cluster):
+    """Where a zone's agent records the health changes of ``cluster``."""
+    return f"{TRANSITIONS_DIR}/{cluster}.health"
+
+
+def parse_health(text, cluster):
+    """The well-formed health records of ``cluster`` in a health file, by sequence."""
+    found = {}
+    for line in text.splitlines():
+        match = HEALTH_RE.match(line.strip())
+        if not match or match.group(4) != cluster:
+            continue
+        seq, epoch, state, _name, action, detail = match.groups()
+        found[int(seq)] = {"seq": int(seq), "ts": int(epoch), "state": state, "action": action,
+                           "detail": detail.strip() or None}  # fmt: skip
+    return [found[seq] for seq in sorted(found)]
 
 
 def parse_transitions(text, cluster, vip):

@@ -27,4 +27,20 @@ ucarp-passfile-managed-{{ node.cluster }}-{{ node.alias }}:
     - makedirs: true
     - require:
       - smartos_vm: ucarp-zone-present-{{ node.alias }}
+
+ucarp-checks-file-{{ 'managed' if node.checks else 'absent' }}-{{ node.cluster }}-{{ node.alias }}:
+{%-   if node.checks %}
+  zone_file.managed:
+    - name: {{ node.checks_path }}
+    - zone: {{ node.alias }}
+    - contents: {{ node.checks | json }}
+    - mode: '0644'
+    - makedirs: true
+{%-   else %}
+  zone_file.absent:
+    - name: {{ node.checks_path }}
+    - zone: {{ node.alias }}
+{%-   endif %}
+    - require:
+      - smartos_vm: ucarp-zone-present-{{ node.alias }}
 {%- endfor %}

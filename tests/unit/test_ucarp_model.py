@@ -38,7 +38,7 @@ def test_good_pillar_normalises_with_defaults():
     assert problems == []
     web = model["web"]
     assert (web["vip"], web["prefixlen"], web["netmask"], web["vhid"]) == ("192.0.2.100", 24, "255.255.255.0", 101)
-    assert (web["advbase"], web["advskew"], web["deadratio"], web["preempt"]) == (1, 0, 3, False)
+    assert (web["advbase"], web["advskew"], web["deadratio"], web["preempt"]) == (1, 1, 3, False)
     assert web["fmri"] == "svc:/network/ucarp:web"
     assert web["segment"] == "admin"
     assert "password" not in web  # it stays in pillar
@@ -201,7 +201,7 @@ def test_host_plan_and_options_file():
         "--passfile=/opt/local/etc/ucarp/web.pass",
         "--addr=192.0.2.100",
         "--advbase=1",
-        "--advskew=0",
+        "--advskew=1",
         "--deadratio=3",
         "--upscript=/opt/local/lib/ucarp/vip-up",
         "--downscript=/opt/local/lib/ucarp/vip-down",
