@@ -6,7 +6,9 @@ The formula's hooks append each transition to
 files from the global zone (no process per zone: plain reads below each
 zone's root, never following a link the zone may have planted) and sends
 every new line to the master as the event ``ucarp/<cluster>/<role>``, one at
-a time, in order, waiting for the master to take it.  What the master did not
+a time, in order, waiting for the master to take it.  The health changes the
+zone's agent records (``/var/db/ucarp/<cluster>.health``, with health checks
+in pillar) go the same way as ``ucarp/<cluster>/health/<healthy|sick>``.  What the master did not
 take (it is down, say) is sent again at the next interval: nothing is lost.
 Where it has got to is kept in the minion's cache, per zone UUID and cluster.
 
@@ -140,17 +142,32 @@ def beacon(config):
         if node["zone"] not in zones:
             continue
         uuid, root = zones[node["zone"]]
-        text = read_in_zone(root, node["path"])
-        if not text:
-            continue
-        key = f"{uuid}/{node['cluster']}"
-        for item in __salt__["ucarp.parse_transitions"](text, node["cluster"], node["vip"]):
-            if item["seq"] <= cursors.get(key, 0):
-                continue
-            data = dict(item, cluster=node["cluster"], zone=node["zone"], zone_uuid=uuid, gz=__opts__["id"])
-            data.update(vip=node["vip"], vhid=node["vhid"])
-            if not _send(f"ucarp/{node['cluster']}/{item['role']}", data):
-                return []  # the master is away: keep the order, try again next time
-            cursors[key] = item["seq"]
-            _save_cursors(cursors)
+        text = read_in_zone(root, node["path"]) or ""
+        items = __salt__["ucarp.parse_transitions"](text, node["cluster"], node["vip"])
+        if not _deliver(node, uuid, f"{uuid}/{node['cluster']}", items, "role", cursors):
+            return []  # the master is away: keep the order, try again next time
+        if node.get("health_path"):
+            text = read_in_zone(root, node["health_path"]) or ""
+            items = __salt__["ucarp.parse_health"](text, node["cluster"])
+            if not _deliver(node, uuid, f"{uuid}/{node['cluster']}/health", items, "state", cursors):
+                return []
     return []
+
+
+def _deliver(node, uuid, key, items, kind, cursors):
+    """Send the records after the cursor ``key``, in order; False if the master did not take one.
+
+    A transition is sent as ``ucarp/<cluster>/<role>``, a health change as
+    ``ucarp/<cluster>/health/<state>``.
+    """
+    prefix = f"ucarp/{node['cluster']}/" + ("health/" if kind == "state" else "")
+    for item in items:
+        if item["seq"] <= cursors.get(key, 0):
+            continue
+        data = dict(item, cluster=node["cluster"], zone=node["zone"], zone_uuid=uuid, gz=__opts__["id"])
+        data.update(vip=node["vip"], vhid=node["vhid"])
+        if not _send(prefix + item[kind], data):
+            return False
+        cursors[key] = item["seq"]
+        _save_cursors(cursors)
+    return True

@@ -127,14 +127,15 @@ def watch_list(host=None):
         salt gz1 ucarp.watch_list
     """
     model = clusters()
-    path = __utils__["ucarp_model.transitions_path"]
+    files = __utils__["ucarp_model.node_files"]
     return [
         {
             "zone": node["alias"],
             "cluster": node["cluster"],
             "vip": model[node["cluster"]]["vip"],
             "vhid": model[node["cluster"]]["vhid"],
-            "path": path(node["cluster"]),
+            "path": files(node["cluster"])["transitions"],
+            "health_path": files(node["cluster"])["health"] if node["checks"] else None,
         }
         for node in plan(host)["nodes"]
     ]
@@ -155,6 +156,106 @@ def parse_transitions(text, cluster, vip):
     return __utils__["ucarp_model.parse_transitions"](text, cluster, vip)
 
 
+def parse_health(text, cluster):
+    """
+    Parse the text of a zone's health file (what the beacon reads).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt gz1 ucarp.parse_health '3 1764100000 sick web stepped-down service svc:/site/app:default is offline' web
+    """
+    return __utils__["ucarp_model.parse_health"](text, cluster)
+
+
+def _cluster(cluster):
+    model = clusters()
+    if cluster not in model:
+        raise CommandExecutionError(f"ucarp: no cluster {cluster!r} in pillar")
+    return model[cluster]
+
+
+def health_records(zone, cluster, since=0):
+    """
+    Return the health changes a zone's agent recorded for a cluster after ``since``.
+
+    A list of ``{"seq", "ts", "state", "action", "detail"}`` in sequence
+    order; empty when the cluster has no health checks.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt gz1 ucarp.health_records zoneA web since=3
+    """
+    _cluster(cluster)
+    res = __salt__["zlogin.run"](zone, ["cat", __utils__["ucarp_model.health_path"](cluster)])
+    if res["retcode"] != 0:
+        return []
+    return [r for r in __utils__["ucarp_model.parse_health"](res["stdout"], cluster) if r["seq"] > int(since)]
+
+
+def health(zone, cluster):
+    """
+    Return a node's health: its last recorded change, or None when the
+    cluster has no health checks (or the agent has recorded nothing yet).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt gz1 ucarp.health zoneA web
+    """
+    if not _cluster(cluster).get("health"):
+        return None
+    found = health_records(zone, cluster)
+    return found[-1] if found else None
+
+
+def override(cluster, zone, mode=None, refresh=True):
+    """
+    Restart a node's ucarp for one step of a planned switchover, or back to
+    normal (``mode`` None).  The ``ucarp.switchover`` runner calls this.
+
+    mode
+        ``preempt`` (advskew 0 and --preempt: take the VIP from the master at
+        its next advert), ``slow`` (wait longer than usual for a silent
+        master), ``keep-vip`` (restart the master without dropping the VIP)
+        or None (no override).
+
+    refresh
+        Restart the node's ucarp with it now (default).  ``False`` only
+        writes or removes the override.
+
+    The override lives in ``/var/db/ucarp/<cluster>.override`` in the zone;
+    ``svcadm refresh`` makes the instance's agent restart ucarp with it.  It
+    lasts until the next override or start of the instance.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt gz2 ucarp.override web zoneB preempt
+    """
+    model = _cluster(cluster)
+    if zone not in model["nodes"]:
+        raise CommandExecutionError(f"ucarp: {zone} is not a node of cluster {cluster}")
+    path = __utils__["ucarp_model.node_files"](cluster)["override"]
+    if mode is None:
+        if __salt__["zlogin.file_stat"](zone, path) is not None:
+            __salt__["zlogin.file_remove"](zone, path)
+    else:
+        try:
+            lines = __utils__["ucarp_model.override_lines"](model, mode)
+        except ValueError as exc:
+            raise CommandExecutionError(f"ucarp: {exc}") from exc
+        __salt__["zlogin.file_write"](zone, path, "\n".join(lines) + "\n", mode="0644", makedirs=True)
+    if refresh:
+        __salt__["zlogin.svc_refresh"](zone, model["fmri"])
+    return {"zone": zone, "cluster": cluster, "override": mode, "refreshed": bool(refresh)}
+
+
 def transitions(zone, cluster, since=0):
     """
     Return the transitions a zone's hooks recorded for a cluster after ``since``.
@@ -168,13 +269,11 @@ def transitions(zone, cluster, since=0):
 
         salt gz1 ucarp.transitions zoneA web since=41
     """
-    model = clusters()
-    if cluster not in model:
-        raise CommandExecutionError(f"ucarp: no cluster {cluster!r} in pillar")
+    vip = _cluster(cluster)["vip"]
     res = __salt__["zlogin.run"](zone, ["cat", __utils__["ucarp_model.transitions_path"](cluster)])
     if res["retcode"] != 0:
         return []
-    found = __utils__["ucarp_model.parse_transitions"](res["stdout"], cluster, model[cluster]["vip"])
+    found = __utils__["ucarp_model.parse_transitions"](res["stdout"], cluster, vip)
     return [t for t in found if t["seq"] > int(since)]
 
 
@@ -188,9 +287,7 @@ def holders(cluster):
 
         salt 'gz*' ucarp.holders web
     """
-    model = clusters()
-    if cluster not in model:
-        raise CommandExecutionError(f"ucarp: no cluster {cluster!r} in pillar")
+    vip = _cluster(cluster)["vip"]
     out = {}
     for node in plan()["nodes"]:
         if node["cluster"] != cluster:
@@ -199,7 +296,7 @@ def holders(cluster):
             running = __salt__["vmadm.state"](node["alias"]) == "running"
         except CommandExecutionError:
             running = False
-        out[node["alias"]] = running and _holds(node["alias"], model[cluster]["vip"])
+        out[node["alias"]] = running and _holds(node["alias"], vip)
     return out
 
 
@@ -208,7 +305,8 @@ def status():
     Return the state of this global zone's UCARP nodes.
 
     For each node: its zone and zone state, the SMF state of its instance,
-    whether it holds the VIP now, and its last recorded transition.
+    whether it holds the VIP now, its last recorded transition and its
+    health (the agent's last record; None without health checks).
 
     CLI Example:
 
@@ -231,7 +329,8 @@ def status():
             entry["service"] = __salt__["zlogin.svc_state"](node["alias"], node["fmri"])
             entry["holds_vip"] = _holds(node["alias"], cluster["vip"])
             entry["last_transition"] = last_transition(node["alias"], node["cluster"])
+            entry["health"] = health(node["alias"], node["cluster"]) if node["checks"] else None
         else:
-            entry.update(service=None, holds_vip=False, last_transition=None)
+            entry.update(service=None, holds_vip=False, last_transition=None, health=None)
         out.append(entry)
     return out

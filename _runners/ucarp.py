@@ -42,6 +42,7 @@ CLUSTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 CALL_TIMEOUT = 60
 REPLY_WAIT = 60  # how long to keep asking a hypervisor that does not answer
+HEALTH_ACTIONS = ("eligible", "ineligible", "stepped-down", "kept-vip")
 
 
 def __virtual__():
@@ -137,17 +138,28 @@ def _model(minion):
 # The reaction -------------------------------------------------------------------
 
 
-def _check_event(tag, data):
-    """The trusted sender and the checked payload of an event, or a reason to reject it."""
+def _check_event(tag, data, kind="transition"):
+    """The trusted sender and the checked payload of an event, or a reason to reject it.
+
+    ``kind``: ``transition`` (``ucarp/<cluster>/<role>``) or ``health``
+    (``ucarp/<cluster>/health/<state>``).
+    """
     if not isinstance(data, dict) or not isinstance(data.get("id"), str):
         return None, None, "the event carries no sender id"
     sender, payload = data["id"], data.get("data")
     if not isinstance(payload, dict):
         return sender, None, "the event has no data"
-    cluster, role, zone = payload.get("cluster"), payload.get("role"), payload.get("zone")
-    if not isinstance(cluster, str) or not CLUSTER_RE.match(cluster) or role not in ("master", "backup"):
-        return sender, None, "malformed cluster or role"
-    if tag != f"ucarp/{cluster}/{role}":
+    cluster, zone = payload.get("cluster"), payload.get("zone")
+    if kind == "transition":
+        what, good = payload.get("role"), payload.get("role") in ("master", "backup")
+        expected = f"ucarp/{cluster}/{what}"
+    else:
+        what = payload.get("state")
+        good = what in ("healthy", "sick") and payload.get("action") in HEALTH_ACTIONS
+        expected = f"ucarp/{cluster}/health/{what}"
+    if not isinstance(cluster, str) or not CLUSTER_RE.match(cluster) or not good:
+        return sender, None, f"malformed cluster or {'role' if kind == 'transition' else 'health state'}"
+    if tag != expected:
         return sender, None, f"the tag {tag!r} does not match the data"
     if not isinstance(payload.get("seq"), int) or payload["seq"] < 1 or not isinstance(payload.get("ts"), int):
         return sender, None, "malformed sequence number or time"
@@ -262,12 +274,40 @@ def transition(tag=None, data=None):
 
         salt-run ucarp.transition tag=ucarp/web/master data='{"id": "gz2", "data": {...}}'
     """
+    return _ingest(tag, data, "transition")
+
+
+def health(tag=None, data=None):
+    """
+    Handle one ``ucarp/<cluster>/health/<healthy|sick>`` event (the reactor calls this).
+
+    Records the node's health for ``ucarp.status``.  A sick master that
+    keeps the VIP because no peer is healthy fires
+    ``ucarp/<cluster>/alert/all-unhealthy``; the alert clears when a node is
+    healthy again.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run ucarp.health tag=ucarp/web/health/sick data='{"id": "gz1", "data": {...}}'
+    """
+    return _ingest(tag, data, "health")
+
+
+def _ingest(tag, data, kind):
+    """Check an event, then handle each record of its node once and in order.
+
+    A gap in the sequence is filled from the zone's own record (what the
+    master missed while it was down), a repeat is ignored.
+    """
     received = time.time()
-    sender, item, reason = _check_event(tag, data)
+    sender, item, reason = _check_event(tag, data, kind)
     if reason:
         return _reject(tag, sender, data, reason)
     cluster = item["model"]["name"]
-    key = f"{sender}/{item['zone']}/{item['zone_uuid']}"
+    key = f"{sender}/{item['zone']}/{item['zone_uuid']}" + ("/health" if kind == "health" else "")
+    fetch, handle = ("ucarp.transitions", _process) if kind == "transition" else ("ucarp.health_records", _health)
     results = []
     with _locked(cluster):
         state = _load(cluster)
@@ -276,21 +316,39 @@ def transition(tag=None, data=None):
             return {"duplicate": item["seq"]}
         todo = []
         if last is not None and item["seq"] > last + 1:
-            ok, missed = _call(sender, "ucarp.transitions", item["zone"], cluster, since=last)
+            ok, missed = _call(sender, fetch, item["zone"], cluster, since=last)
             if ok and isinstance(missed, list):
                 todo += [dict(item, **m) for m in missed if last < m.get("seq", 0) < item["seq"]]
         todo.append(item)
         for each in todo:
-            results.append(_process(dict(each, gz=sender, received=received), state))
+            results.append(handle(dict(each, gz=sender, received=received), state))
             state["cursors"][key] = each["seq"]
             _save(cluster, state)
     return results
 
 
+def _health(item, state):
+    """Record one health change; raise or clear the all-unhealthy alert."""
+    cluster = item["model"]
+    name = cluster["name"]
+    node = {k: item.get(k) for k in ("gz", "state", "action", "detail", "seq", "ts")}
+    state.setdefault("health", {})[item["zone"]] = node
+    report = {"cluster": name, "vip": cluster["vip"], "zone": item["zone"], "health": state["health"]}
+    alert = state.get("alert") or {}
+    if item["action"] == "kept-vip":
+        holder = {"zone": item["zone"], "gz": item["gz"]}
+        state["alert"] = {"kind": "all-unhealthy", "holders": [holder], "at": time.time()}
+        _fire(f"ucarp/{name}/alert/all-unhealthy", dict(report, holder=holder, detail=item.get("detail")))
+        return {"alert": "all-unhealthy", "holder": holder}
+    if alert.get("kind") == "all-unhealthy" and (item["state"] == "healthy" or item["action"] == "stepped-down"):
+        state["alert"] = None
+    return {"health": dict(node, zone=item["zone"])}
+
+
 def status(tgt="*", timeout=30):
     """
-    Show every UCARP cluster: VIP, master zone and hypervisor, backups, last
-    transition and alert.
+    Show every UCARP cluster: VIP, master zone and hypervisor, backups (each
+    with its zone state, SMF state and health), last transition and alert.
 
     tgt
         The hypervisors to ask (``*``: every minion; those without the
@@ -303,26 +361,236 @@ def status(tgt="*", timeout=30):
         salt-run ucarp.status
         salt-run ucarp.status --out=json
     """
+    clusters = {}
+    for name, nodes in _fleet(tgt, timeout).items():
+        masters = [n for n in nodes if n.pop("holds_vip")]
+        info = clusters[name] = {"vip": nodes[0]["vip"], "vhid": nodes[0]["vhid"]}
+        info["master"] = masters[0] if len(masters) == 1 else None
+        info["backups"] = [n for n in nodes if n not in masters]
+        for node in nodes:
+            del node["vip"], node["vhid"]
+        state = _load(name) if CLUSTER_RE.match(name) else {}
+        info["last_transition"] = state.get("last")
+        if len(masters) != 1:
+            info["alert"] = {"kind": "no-master" if not masters else "split-brain", "holders": masters}
+        elif (masters[0].get("health") or {}).get("action") == "kept-vip":
+            info["alert"] = {"kind": "all-unhealthy", "holders": masters}
+        else:
+            info["alert"] = state.get("alert")
+    return clusters
+
+
+def _fleet(tgt="*", timeout=30):
+    """Every node the hypervisors report, by cluster (``ucarp.status`` on each)."""
     replies = _local().cmd(tgt, "ucarp.status", timeout=timeout)
     clusters = {}
     for gz, entries in sorted(replies.items()):
         if not isinstance(entries, list):
             continue
         for entry in entries:
-            info = clusters.setdefault(
-                entry["cluster"],
-                {"vip": entry["vip"], "vhid": entry["vhid"], "masters": [], "backups": [], "last_transition": None},
-            )
-            node = {"zone": entry["zone"], "gz": gz, "zone_state": entry.get("zone_state")}
-            node["service"] = entry.get("service")
-            (info["masters"] if entry.get("holds_vip") else info["backups"]).append(node)
-    for name, info in clusters.items():
-        masters = info.pop("masters")
-        info["master"] = masters[0] if len(masters) == 1 else None
-        state = _load(name) if CLUSTER_RE.match(name) else {}
-        info["last_transition"] = state.get("last")
-        if len(masters) != 1:
-            info["alert"] = {"kind": "no-master" if not masters else "split-brain", "holders": masters}
-        else:
-            info["alert"] = state.get("alert")
+            node = {k: entry.get(k) for k in ("zone", "zone_state", "service", "health", "vip", "vhid")}
+            node.update(gz=gz, holds_vip=bool(entry.get("holds_vip")))
+            clusters.setdefault(entry["cluster"], []).append(node)
     return clusters
+
+
+# Planned switchover -----------------------------------------------------------
+
+
+class _Refused(Exception):
+    """A switchover that must not start (nothing has been changed)."""
+
+
+class _Failed(Exception):
+    """A switchover that went wrong half-way (what was changed is undone)."""
+
+
+def _pick(cluster, nodes, master, to):
+    """The target node of a switchover, or ``_Refused`` with the reason."""
+    members = sorted(cluster["nodes"])
+    if to is not None and to not in cluster["nodes"]:
+        raise _Refused(f"{to} is not a member of cluster {cluster['name']} (members: {', '.join(members)})")
+    by_zone = {n["zone"]: n for n in nodes}
+
+    def unfit(zone):
+        node = by_zone.get(zone)
+        if node is None:
+            return f"the hypervisor of {zone} ({cluster['nodes'][zone]['host']}) did not answer"
+        if node["zone_state"] != "running":
+            return f"zone {zone} is {node['zone_state']}"
+        if node["service"] != "online":
+            return f"{cluster['fmri']} in zone {zone} is {node['service']}"
+        if cluster.get("health") and (node.get("health") or {}).get("state") != "healthy":
+            detail = (node.get("health") or {}).get("detail") or "no health record yet"
+            return f"{zone} is unhealthy ({detail})"
+        return None
+
+    if to is None:
+        fit = [z for z in members if z != master and not unfit(z)]
+        if not fit:
+            raise _Refused(f"no running, healthy backup to switch to in cluster {cluster['name']}")
+        to = min(fit, key=lambda z: (cluster["nodes"][z]["advskew"], z))
+    reason = unfit(to)
+    if reason:
+        raise _Refused(f"cannot switch to {to}: {reason}")
+    if cluster["nodes"][master]["advskew"] == 0:
+        raise _Refused(
+            f"the master {master} runs with advskew 0, so no node can preempt it; give it advskew 1 or more"
+            " (the formula's default) and apply the formula"
+        )
+    if cluster["preempt"]:
+        preferred = [z for z, n in cluster["nodes"].items() if n["advskew"] < cluster["nodes"][to]["advskew"]]
+        if preferred:
+            raise _Refused(
+                f"cluster {cluster['name']} has preempt: true and {', '.join(sorted(preferred))} (lower advskew)"
+                f" would take the VIP back from {to} at once"
+            )
+    return to
+
+
+def _override(cluster, node, mode, refresh=True):
+    host = cluster["nodes"][node]["host"]
+    ok, ret = _call(host, "ucarp.override", cluster["name"], node, mode, refresh=refresh)
+    if not ok:
+        raise _Failed(f"{mode or 'normal'} restart of {node}: {ret}")
+
+
+def _wait(deadline, test):
+    while True:
+        found = test()
+        if found or time.time() >= deadline:
+            return found
+        time.sleep(0.2)
+
+
+def _only_holder(cluster, zone):
+    found, silent = _holders(cluster)
+    return not silent and [h["zone"] for h in found] == [zone]
+
+
+def _master_again(cluster, zone, since):
+    ok, last = _call(cluster["nodes"][zone]["host"], "ucarp.last_transition", zone, cluster["name"])
+    return ok and isinstance(last, dict) and last.get("seq", 0) > since and last.get("role") == "master"
+
+
+def _hand_over(cluster, master, to):
+    """Move the VIP from ``master`` to ``to`` and leave every node's ucarp as pillar says.
+
+    1. ``to`` restarts with advskew 0 and --preempt: at the master's next
+       advert it takes the VIP (the master, hearing a faster advert, steps
+       down): the VIP moves without the advbase x deadratio of silence an
+       unplanned failover waits for.
+    2. The other nodes restart to wait longer than usual for a silent
+       master; ``to`` restarts in place with its own options, keeping the VIP,
+       and is master again before anyone else would take over.
+    3. The other nodes restart with their own options.
+    """
+    others = sorted(z for z in cluster["nodes"] if z != to)
+    timings = {"started": time.time()}
+    advert = cluster["advbase"] + 1
+    _override(cluster, to, "preempt")
+    if not _wait(time.time() + 3 * advert + 10, lambda: _only_holder(cluster, to)):
+        raise _Failed(f"{to} did not take the VIP from {master}")
+    timings["moved"] = time.time()
+    for zone in others:
+        _override(cluster, zone, "slow")
+    ok, last = _call(cluster["nodes"][to]["host"], "ucarp.last_transition", to, cluster["name"])
+    since = last.get("seq", 0) if ok and isinstance(last, dict) else 0
+    _override(cluster, to, "keep-vip")
+    settle = time.time() + cluster["advbase"] * cluster["deadratio"] + advert + 10
+    if not _wait(settle, lambda: _master_again(cluster, to, since)):
+        raise _Failed(f"{to} restarted with its own options but did not become master again")
+    for zone in others:
+        _override(cluster, zone, None)
+    _override(cluster, to, None, refresh=False)  # its ucarp runs with its own options now
+    if not _wait(time.time() + 3 * advert + 10, lambda: _only_holder(cluster, to)):
+        raise _Failed(f"{to} does not hold the VIP alone after the switchover")
+    timings["done"] = time.time()
+    return timings
+
+
+def _undo(cluster):
+    """Best effort after a failed switchover: every node back to its own options.
+
+    A node holding the VIP keeps running (its override is simply dropped);
+    the others restart normally.
+    """
+    found, _silent = _holders(cluster)
+    holding = {h["zone"] for h in found}
+    for zone, node in sorted(cluster["nodes"].items()):
+        if zone in holding:
+            continue
+        ok, ret = _call(node["host"], "ucarp.override", cluster["name"], zone, None)
+        if not ok:
+            log.warning("ucarp: could not restore %s after a failed switchover: %s", zone, ret)
+
+
+def switchover(cluster, to=None, tgt="*"):
+    """
+    Move a cluster's VIP on purpose (maintenance, upgrades) and verify it.
+
+    The target restarts with ``--preempt`` and advskew 0 and takes the VIP at
+    the master's next advert, so clients see no gap beyond their ARP update;
+    then every node runs its own options again and the old master is a
+    healthy backup.  Refused, with nothing changed, when the target is not a
+    member, its zone or ucarp instance is not running, it is unhealthy, the
+    master runs advskew 0 (nothing can preempt it) or ``preempt: true`` would
+    move the VIP straight back.
+
+    cluster
+        The cluster's name in pillar.
+
+    to
+        The zone to move the VIP to (default: the running, healthy backup
+        with the lowest advskew).
+
+    tgt
+        The hypervisors to ask about the cluster (default every minion).
+
+    Fires ``ucarp/<cluster>/switchover/complete`` (or ``.../failed``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run ucarp.switchover web
+        salt-run ucarp.switchover web to=web-b
+    """
+    started = time.time()
+    report = {"cluster": cluster, "to": to}
+    try:
+        if not isinstance(cluster, str) or not CLUSTER_RE.match(cluster):
+            raise _Refused(f"{cluster!r} is not a cluster name")
+        nodes = _fleet(tgt).get(cluster)
+        if not nodes:
+            raise _Refused(f"no hypervisor reports cluster {cluster}")
+        model = _model(nodes[0]["gz"]).get(cluster)
+        if model is None:
+            raise _Refused(f"cluster {cluster} is not in the pillar of {nodes[0]['gz']}")
+        masters = sorted(n["zone"] for n in nodes if n["holds_vip"])
+        if len(masters) != 1:
+            raise _Refused(f"cluster {cluster} needs exactly one master to switch over (holders: {masters or 'none'})")
+        report["from"] = master = masters[0]
+        if to == master:
+            return dict(report, result=True, comment=f"{master} already holds {model['vip']}: nothing to do")
+        report["to"] = to = _pick(model, nodes, master, to)
+    except _Refused as exc:
+        __context__["retcode"] = 1
+        log.warning("ucarp: switchover of %s refused: %s", cluster, exc)
+        return dict(report, result=False, comment=f"refused: {exc}")
+    with _locked(cluster):
+        try:
+            timings = _hand_over(model, master, to)
+        except _Failed as exc:
+            _undo(model)
+            __context__["retcode"] = 1
+            _fire(f"ucarp/{cluster}/switchover/failed", dict(report, reason=str(exc)))
+            return dict(report, result=False, comment=f"failed: {exc}; every node not holding the VIP was restarted"
+                        " with its own options")  # fmt: skip
+    timings = {
+        "handover_s": round(timings["moved"] - timings["started"], 3),
+        "total_s": round(timings["done"] - started, 3),
+    }
+    comment = f"{to} holds {model['vip']}; {master} is a backup"
+    _fire(f"ucarp/{cluster}/switchover/complete", dict(report, vip=model["vip"], timings=timings))
+    return dict(report, result=True, comment=comment, timings=timings)

@@ -14,7 +14,7 @@ import ipaddress
 import re
 
 TRANSITION_RE = re.compile(r"^(\d+) (\d+) (master|backup) (\S+) (\S+) (\d+) (\S+)$")
-HEALTH_RE = re.compile(r"^(\d+) (\d+) (healthy|sick) (\S+) (eligible|ineligible|stepped-down|kept-vip) ?(.*)$")
+HEALTH_RE = re.compile(r"^(\d+) (\d+) (healthy|sick) (\S+) (eligible|ineligible|stepped-down|kept-vip)(?: (.*))?$")
 
 PILLAR_ROOT = "ucarp:clusters"
 STANDARD64 = "d34c301e-10c3-11e4-9b79-5f67ca448df0"
@@ -177,7 +177,9 @@ def _normalise_cluster(name, given, defaults, path, problems):
     out["zone"] = zone
     for key in ("on_master", "on_backup"):
         out[key] = _check_actions(cluster.get(key), f"{path}:{key}", problems)
-    out["health"] = _check_health(cluster.get("health"), out, f"{path}:health", problems)
+    # An explicit empty health turns off checks the defaults would give.
+    health = given["health"] if given.get("health", True) in (None, {}) else cluster.get("health")
+    out["health"] = _check_health(health, out, f"{path}:health", problems)
     segment = cluster.get("segment")
     if segment is None:
         segment = str(zone.get("nic_tag", "admin")) + (f"/vlan{zone['vlan_id']}" if zone.get("vlan_id") else "")
@@ -257,15 +259,21 @@ def _check_health(health, cluster, path, problems):
             tcp = _check_tcp(arg, cluster, f"{cpath}:tcp", problems)
             if tcp:
                 out["checks"].append(tcp)
+    checked = {_fmri_key(c["fmri"]) for c in out["checks"] if c["kind"] == "service"}
     for action in cluster.get("on_backup") or []:
-        for check in out["checks"]:
-            if action["action"] == "svc_disable" and check.get("fmri") == action["arg"]:
-                problems.add(
-                    f"{path}:checks",
-                    f"{action['arg']} is checked for health but on_backup disables it:"
-                    " every backup would be unhealthy and none could take the VIP",
-                )
+        if action["action"] == "svc_disable" and _fmri_key(action["arg"]) in checked:
+            problems.add(
+                f"{path}:checks",
+                f"{action['arg']} is checked for health but on_backup disables it:"
+                " every backup would be unhealthy and none could take the VIP",
+            )
     return out
+
+
+def _fmri_key(fmri):
+    """An FMRI as SMF matches it: ``svc:/`` optional, ``:default`` implied."""
+    name = fmri.removeprefix("svc:/")
+    return name if ":" in name else f"{name}:default"
 
 
 def _check_tcp(arg, cluster, path, problems):
@@ -281,6 +289,10 @@ def _check_tcp(arg, cluster, path, problems):
         return None
     if address not in ("node", "vip"):
         address = str(_ipv4(address))
+        # The VIP by its address is the VIP: checked only where it is, or
+        # every backup would be as sick as the master.
+        if address == cluster["vip"]:
+            address = "vip"
     return {"kind": "tcp", "port": port, "address": address} if port else None
 
 
@@ -359,6 +371,20 @@ def _check_across(model, problems):
             )
         else:
             vhids[key] = name
+    ports = {}
+    for name, cluster in model.items():
+        if not cluster.get("health"):
+            continue
+        for alias in cluster["nodes"]:
+            key = (alias, cluster["health"]["port"])
+            if key in ports:
+                problems.add(
+                    f"{PILLAR_ROOT}:{name}:health:port",
+                    f"{key[1]} is also the health port of cluster {ports[key]} in zone {alias};"
+                    " each cluster of a zone needs its own",
+                )
+            else:
+                ports[key] = name
     zones = {}
     for name, cluster in model.items():
         for alias, node in cluster["nodes"].items():
@@ -581,7 +607,7 @@ def parse_health(text, cluster):
             continue
         seq, epoch, state, _name, action, detail = match.groups()
         found[int(seq)] = {"seq": int(seq), "ts": int(epoch), "state": state, "action": action,
-                           "detail": detail.strip() or None}  # fmt: skip
+                           "detail": (detail or "").strip() or None}  # fmt: skip
     return [found[seq] for seq in sorted(found)]
 
 

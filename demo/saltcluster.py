@@ -42,6 +42,7 @@ BIN = os.path.dirname(sys.executable)
 REACTOR = [
     {"ucarp/*/master": ["salt://reactor/ucarp/transition.sls"]},
     {"ucarp/*/backup": ["salt://reactor/ucarp/transition.sls"]},
+    {"ucarp/*/health/*": ["salt://reactor/ucarp/health.sls"]},
 ]
 
 

@@ -71,6 +71,7 @@ def master(salt_factories, roots):
         "reactor": [
             {"ucarp/*/master": ["salt://reactor/ucarp/transition.sls"]},
             {"ucarp/*/backup": ["salt://reactor/ucarp/transition.sls"]},
+            {"ucarp/*/health/*": ["salt://reactor/ucarp/health.sls"]},
         ],
     }
     factory = salt_factories.salt_master_daemon("ucarp-master", overrides=overrides)

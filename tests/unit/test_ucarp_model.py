@@ -4,6 +4,7 @@ import copy
 import os
 import subprocess
 import sys
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -221,3 +222,240 @@ def test_manifest_is_a_valid_service_bundle(tmp_path):
         [sys.executable, svccfg, "validate", str(path)], capture_output=True, text=True, env=env, check=False
     )
     assert proc.returncode == 0, proc.stderr
+
+
+# Health checks, the agent's files, switchover overrides.
+
+HEALTH = {
+    "checks": [
+        {"service": "svc:/network/http:apache"},
+        {"tcp": 80},
+        {"tcp": {"port": 443, "address": "vip"}},
+        {"tcp": {"port": "5432", "address": "192.0.2.50"}},
+        {"command": " curl -fs http://localhost/ping | grep -q ok "},
+    ],
+    "fall": 5,
+}
+
+
+def with_health(health=HEALTH):
+    raw = copy.deepcopy(GOOD)
+    raw["web"]["health"] = copy.deepcopy(health)
+    return raw
+
+
+def test_health_normalises_with_defaults():
+    model, problems = model_util.normalise(with_health())
+    assert problems == []
+    assert model["web"]["health"] == {
+        "interval": 2,
+        "timeout": 2,
+        "fall": 5,
+        "rise": 2,
+        "port": 9201,
+        "checks": [
+            {"kind": "service", "fmri": "svc:/network/http:apache"},
+            {"kind": "tcp", "port": 80, "address": "node"},
+            {"kind": "tcp", "port": 443, "address": "vip"},
+            {"kind": "tcp", "port": 5432, "address": "192.0.2.50"},
+            {"kind": "command", "command": "curl -fs http://localhost/ping | grep -q ok"},
+        ],
+    }
+    assert model["db"]["health"] is None
+
+
+@pytest.mark.parametrize("health", [None, {}])
+def test_no_health_is_none(health):
+    model, problems = model_util.normalise(with_health(health))
+    assert problems == []
+    assert model["web"]["health"] is None
+
+
+HP = "ucarp:clusters:web:health"
+FMRI_HINT = "is not a service FMRI such as svc:/network/http:apache"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda w: w.update(health="yes"), f"{HP}: must be a mapping (checks, interval, timeout, fall, rise, port)"),
+        (lambda w: w["health"].update(interval=0), f"{HP}:interval: must be an integer from 1 to 3600 (got 0)"),
+        (lambda w: w["health"].update(timeout=3601), f"{HP}:timeout: must be an integer from 1 to 3600 (got 3601)"),
+        (lambda w: w["health"].update(fall=101), f"{HP}:fall: must be an integer from 1 to 100 (got 101)"),
+        (lambda w: w["health"].update(rise=True), f"{HP}:rise: must be an integer from 1 to 100 (got True)"),
+        (lambda w: w["health"].update(port=65536), f"{HP}:port: must be an integer from 1 to 65535 (got 65536)"),
+        (
+            lambda w: w["health"].update(intervall=5),
+            f"{HP}:intervall: unknown key (known: checks, fall, interval, port, rise, timeout)",
+        ),
+        (
+            lambda w: w["health"].update(checks=[]),
+            f"{HP}:checks: must be a list of at least one check (service, tcp or command)",
+        ),
+        (
+            lambda w: w["health"].pop("checks"),
+            f"{HP}:checks: must be a list of at least one check (service, tcp or command)",
+        ),
+        (
+            lambda w: w["health"]["checks"].__setitem__(0, {"http": 80}),
+            f"{HP}:checks:0: a check is one of service, tcp, command with its argument",
+        ),
+        (
+            lambda w: w["health"]["checks"].__setitem__(0, {"service": "a", "tcp": 80}),
+            f"{HP}:checks:0: a check is one of service, tcp, command with its argument",
+        ),
+        (
+            lambda w: w["health"]["checks"].__setitem__(0, {"service": "not an fmri!"}),
+            f"{HP}:checks:0:service: 'not an fmri!' {FMRI_HINT}",
+        ),
+        (
+            lambda w: w["health"]["checks"].__setitem__(1, {"tcp": 0}),
+            f"{HP}:checks:1:tcp:port: must be a TCP port from 1 to 65535 (got 0)",
+        ),
+        (
+            lambda w: w["health"]["checks"].__setitem__(2, {"tcp": {"address": "vip"}}),
+            f"{HP}:checks:2:tcp:port: must be a TCP port from 1 to 65535 (got None)",
+        ),
+        (
+            lambda w: w["health"]["checks"][2]["tcp"].update(host="db"),
+            f"{HP}:checks:2:tcp:host: unknown key (known: address, port)",
+        ),
+        (
+            lambda w: w["health"]["checks"][2]["tcp"].update(address="nowhere"),
+            f"{HP}:checks:2:tcp:address: must be node, vip or an IPv4 address (got 'nowhere')",
+        ),
+        (
+            lambda w: w["health"]["checks"].__setitem__(4, {"command": "true\nfalse"}),
+            f"{HP}:checks:4:command: must be a one-line, non-empty command line",
+        ),
+        (
+            lambda w: w["health"]["checks"].__setitem__(4, {"command": "  "}),
+            f"{HP}:checks:4:command: must be a one-line, non-empty command line",
+        ),
+        (
+            lambda w: w.update(on_backup=[{"svc_disable": "svc:/network/http:apache"}]),
+            f"{HP}:checks: svc:/network/http:apache is checked for health but on_backup disables it:"
+            " every backup would be unhealthy and none could take the VIP",
+        ),
+    ],
+)
+def test_each_health_problem_names_its_key(change, expected):
+    raw = with_health()
+    change(raw["web"])
+    assert model_util.normalise(raw)[1] == [expected]
+
+
+def test_only_disabling_a_checked_service_on_backup_is_a_problem():
+    raw = with_health()
+    raw["web"]["on_backup"] = [
+        {"svc_disable": "svc:/network/smtp:sendmail"},
+        {"svc_restart": "svc:/network/http:apache"},
+    ]
+    raw["web"]["on_master"] = [{"svc_disable": "svc:/network/http:apache"}]
+    assert model_util.normalise(raw)[1] == []
+
+
+def test_checks_file_of_a_node():
+    raw = with_health()
+    raw["web"]["nodes"]["web-c"] = {"host": "gz3", "ip": "192.0.2.13"}
+    model = model_util.normalise(raw)[0]
+    text = model_util.render_checks(model["web"], "web-b")
+    assert text.startswith("# Health checks of svc:/network/ucarp:web in zone web-b")
+    assert [line for line in text.splitlines() if not line.startswith("#")] == [
+        "interval 2",
+        "timeout 2",
+        "fall 5",
+        "rise 2",
+        "listen 192.0.2.12 9201",
+        "peer 192.0.2.11 9201",
+        "peer 192.0.2.13 9201",
+        "check service svc:/network/http:apache",
+        "check tcp 192.0.2.12 80",
+        "check tcp vip 443",
+        "check tcp 192.0.2.50 5432",
+        "check command curl -fs http://localhost/ping | grep -q ok",
+    ]
+    assert model_util.render_checks(model["db"], "db-a") is None
+
+
+def test_host_plan_carries_the_checks_file():
+    model = model_util.normalise(with_health())[0]
+    nodes = {n["cluster"]: n for n in model_util.host_plan(model, "gz1")["nodes"]}
+    assert nodes["web"]["checks_path"] == "/opt/local/etc/ucarp/web.checks"
+    assert nodes["web"]["checks"] == model_util.render_checks(model["web"], "web-a")
+    assert "listen 192.0.2.11 9201" in nodes["web"]["checks"]
+    assert (nodes["db"]["checks_path"], nodes["db"]["checks"]) == ("/opt/local/etc/ucarp/db.checks", None)
+
+
+@pytest.mark.parametrize(
+    ("mode", "deadratio", "lines"),
+    [
+        ("preempt", 3, ["--preempt", "--advskew=0"]),
+        ("slow", 3, ["--deadratio=11"]),
+        ("slow", 100, ["--deadratio=255"]),
+        ("keep-vip", 3, ["keep-vip", "--neutral"]),
+    ],
+)
+def test_override_lines(mode, deadratio, lines):
+    raw = copy.deepcopy(GOOD)
+    raw["web"]["deadratio"] = deadratio
+    cluster = model_util.normalise(raw)[0]["web"]
+    assert model_util.override_lines(cluster, mode) == lines
+
+
+def test_unknown_override_is_an_error():
+    cluster = model_util.normalise(GOOD)[0]["web"]
+    with pytest.raises(ValueError, match=r"^unknown override 'fast' \(known: preempt, slow, keep-vip\)$"):
+        model_util.override_lines(cluster, "fast")
+
+
+def test_parse_health_keeps_the_last_good_record_of_each_seq():
+    text = "\n".join(
+        [
+            "1 1700000000 healthy web eligible",
+            "2 1700000010 sick web stepped-down tcp 192.0.2.12:80 does not accept connections",
+            "3 1700000011 sick db ineligible service svc:/network/http:apache is offline",
+            "garbage",
+            "",
+            "4 1700000020 unwell web eligible",
+            "5 1700000021 healthy web promoted",
+            "x 1700000022 healthy web eligible",
+            "2 1700000012 sick web kept-vip command check 1 exited 1",
+            "  6 1700000030 healthy web ineligible   ",
+        ]
+    )
+    assert model_util.parse_health(text, "web") == [
+        {"seq": 1, "ts": 1700000000, "state": "healthy", "action": "eligible", "detail": None},
+        {"seq": 2, "ts": 1700000012, "state": "sick", "action": "kept-vip", "detail": "command check 1 exited 1"},
+        {"seq": 6, "ts": 1700000030, "state": "healthy", "action": "ineligible", "detail": None},
+    ]
+    assert [r["seq"] for r in model_util.parse_health(text, "db")] == [3]
+    assert model_util.parse_health("", "web") == []
+
+
+def test_node_files():
+    assert model_util.node_files("web") == {
+        "conf": "/opt/local/etc/ucarp/web.conf",
+        "pass": "/opt/local/etc/ucarp/web.pass",
+        "checks": "/opt/local/etc/ucarp/web.checks",
+        "transitions": "/var/db/ucarp/web.transitions",
+        "health": "/var/db/ucarp/web.health",
+        "override": "/var/db/ucarp/web.override",
+    }
+    assert model_util.health_path("web") == "/var/db/ucarp/web.health"
+
+
+def test_manifest_refreshes_through_the_agent_and_ignores_its_restarts():
+    root = ElementTree.fromstring(model_util.render_manifest(["web"]))
+    service = root.find("service")
+    methods = {m.get("name"): m.get("exec") for m in service.findall("exec_method")}
+    assert methods == {
+        "start": "/opt/local/lib/ucarp/ucarp-method %i",
+        "stop": ":kill",
+        "refresh": "/opt/local/lib/ucarp/ucarp-method %i refresh",
+    }
+    startd = service.find("property_group[@name='startd']")
+    assert {p.get("name"): p.get("value") for p in startd.findall("propval")} == {
+        "duration": "contract",
+        "ignore_error": "core,signal",
+    }
