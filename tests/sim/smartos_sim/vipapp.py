@@ -4,7 +4,9 @@ It serves the zone's hostname on port 8080 of the VIP, so only the zone
 holding the VIP can run it, and a client sees which zone answered.  The
 formula's reactor enables it with ``on_master`` and disables it with
 ``on_backup``; the integration tests, the demo and the reaction benchmark
-install it in their zones.
+install it in their zones.  Installed with ``bind="0.0.0.0"`` it listens on
+every address of its zone instead, so it runs on every node at once (a hot
+standby, as health checks need) and still answers on the VIP where it is.
 """
 
 FMRI = "svc:/site/vipapp:default"
@@ -20,18 +22,22 @@ MANIFEST = """<?xml version="1.0"?>
 </service_bundle>
 """
 METHOD = """#!/bin/sh
-# A web service on the VIP: only the zone holding it can bind.
+# A web service on {bind}: on the VIP, only the zone holding it can bind.
 mkdir -p /var/tmp/vipapp && hostname > /var/tmp/vipapp/index.html
 cd /var/tmp/vipapp || exit 1
-/usr/bin/python3 -m http.server {port} --bind {vip} </dev/null >/dev/null 2>&1 &
+/usr/bin/python3 -m http.server {port} --bind {bind} </dev/null >/dev/null 2>&1 &
 """
 
 
-def install(gz, uuid, vip):
-    """Install the service in a zone, imported and disabled; raise on failure."""
+def install(gz, uuid, vip, bind=None):
+    """Install the service in a zone, imported and disabled; raise on failure.
+
+    It binds ``bind`` when given (``"0.0.0.0"``: every address of the zone,
+    so it can run before the zone holds the VIP), else only the VIP.
+    """
     steps = (
         ("mkdir -p /opt/local/lib && cat > /opt/local/lib/vipapp && chmod 755 /opt/local/lib/vipapp",
-         METHOD.format(port=PORT, vip=vip)),
+         METHOD.format(port=PORT, bind=bind or vip)),
         ("cat > /var/tmp/vipapp.xml && svccfg import /var/tmp/vipapp.xml", MANIFEST),
     )  # fmt: skip
     for command, body in steps:
