@@ -547,7 +547,8 @@ def switchover(cluster, to=None, tgt="*"):
     tgt
         The hypervisors to ask about the cluster (default every minion).
 
-    Fires ``ucarp/<cluster>/switchover/complete`` (or ``.../failed``).
+    Fires ``ucarp/<cluster>/switchover/complete`` (or ``.../failed``); a
+    refusal or failure returns ``result: False`` and makes ``salt-run`` exit 1.
 
     CLI Example:
 
@@ -577,7 +578,7 @@ def switchover(cluster, to=None, tgt="*"):
     except _Refused as exc:
         __context__["retcode"] = 1
         log.warning("ucarp: switchover of %s refused: %s", cluster, exc)
-        return dict(report, result=False, comment=f"refused: {exc}")
+        return dict(report, result=False, comment=f"refused: {exc}", retcode=1)
     with _locked(cluster):
         try:
             timings = _hand_over(model, master, to)
@@ -585,8 +586,8 @@ def switchover(cluster, to=None, tgt="*"):
             _undo(model)
             __context__["retcode"] = 1
             _fire(f"ucarp/{cluster}/switchover/failed", dict(report, reason=str(exc)))
-            return dict(report, result=False, comment=f"failed: {exc}; every node not holding the VIP was restarted"
-                        " with its own options")  # fmt: skip
+            comment = f"failed: {exc}; every node not holding the VIP was restarted with its own options"
+            return dict(report, result=False, comment=comment, retcode=1)
     timings = {
         "handover_s": round(timings["moved"] - timings["started"], 3),
         "total_s": round(timings["done"] - started, 3),

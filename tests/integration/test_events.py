@@ -1,14 +1,18 @@
-"""Failover events, the reactor's response and fleet status, with a real
-salt-master and two hypervisor minions (started once for this module).
+"""Failover events, the reactor's response, fleet status, health events and
+planned switchovers, with a real salt-master and two hypervisor minions
+(started once for this module).
 
-In each zone a small web service can be bound to the VIP; the cluster's
-``on_master`` action enables it in the zone that takes the VIP and
+In each ``web`` zone a small web service can be bound to the VIP; the
+cluster's ``on_master`` action enables it in the zone that takes the VIP and
 ``on_backup`` disables it in the others, so a client reaching the VIP gets
-its answer from the new master after a failover.
+its answer from the new master after a failover.  The ``db`` zones run the
+same service on every address (a hot standby) with health checks, and are
+the ones moved by ``salt-run ucarp.switchover``.
 """
 
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -29,13 +33,22 @@ CLUSTERS = {
         "on_master": [{"svc_enable": APP}],
         "on_backup": [{"svc_disable": APP}],
     },
+    # A hot standby: the app runs in both zones (bound to every address) and
+    # each node checks its own health; planned switchovers move this VIP.
     "db": {
         "vip": "192.0.2.110",
         "vhid": 102,
         "password": "db-Secret-1",
         "nodes": {"db-a": {"host": "gz1", "ip": "192.0.2.21"}, "db-b": {"host": "gz2", "ip": "192.0.2.22"}},
+        "health": {
+            "interval": 1,
+            "fall": 2,
+            "rise": 2,
+            "checks": [{"tcp": vipapp.PORT}, {"command": "test ! -e /var/tmp/sick"}],
+        },
     },
 }
+SICK = "/var/tmp/sick"
 
 
 def events(listener, master, pattern, after, predicate=lambda e: True):
@@ -124,6 +137,11 @@ def highstate(master, minions, bed, event_listener):
         gz = bed.gz(gz_name)
         uuid = gz.run("vmadm", "lookup", "-1", f"alias={alias}", check=True).stdout.strip()
         vipapp.install(gz, uuid, CLUSTERS["web"]["vip"])
+    for alias, node in CLUSTERS["db"]["nodes"].items():
+        gz = bed.gz(node["host"])
+        uuid = gz.run("vmadm", "lookup", "-1", f"alias={alias}", check=True).stdout.strip()
+        vipapp.install(gz, uuid, CLUSTERS["db"]["vip"], bind="0.0.0.0")
+        assert gz.zlogin(uuid, f"svcadm enable {vipapp.FMRI}").returncode == 0
     started = time.time()
     apply(master, "state.highstate")
     for cluster in CLUSTERS:
@@ -254,3 +272,151 @@ def test_transition_while_master_is_down_arrives_once(master, bed, highstate, ev
     )
     assert len(reactions) == 1
     bed.gz(before["gz"]).run("vmadm", "start", zone_uuid(bed, before["gz"], before["zone"]), check=True)
+
+
+# Health and planned switchover (the db cluster) ---------------------------------
+
+
+def db_zone(bed, alias):
+    gz = bed.gz(CLUSTERS["db"]["nodes"][alias]["host"])
+    return gz, zone_uuid(bed, CLUSTERS["db"]["nodes"][alias]["host"], alias)
+
+
+def set_sick(bed, alias, sick):
+    gz, uuid = db_zone(bed, alias)
+    assert gz.zlogin(uuid, f"touch {SICK}" if sick else f"rm -f {SICK}").returncode == 0
+
+
+def db_settled(master):
+    """The db status once it has one master, no alert and every node healthy and online."""
+
+    def settled():
+        info = status(master)["db"]
+        nodes = [info["master"], *info["backups"]] if info["master"] else []
+        good = all(n["service"] == "online" and (n["health"] or {}).get("state") == "healthy" for n in nodes)
+        return info if nodes and good and not info["alert"] else None
+
+    return wait_for(settled, timeout=120, interval=1, what="db settled: one master, every node healthy")
+
+
+def switchover(master, *args):
+    proc = master.salt_run_cli(timeout=300).run("ucarp.switchover", "db", *args)
+    return proc.returncode, proc.data
+
+
+class Prober:
+    """Ask the db VIP who answers, again and again, in a thread: (time, answer) samples."""
+
+    def __init__(self, bed, client):
+        self.bed, self.client, self.samples = bed, client, []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        deadline = time.monotonic() + 300
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            self.samples.append((time.monotonic(), vipapp.answer(self.bed, self.client, CLUSTERS["db"]["vip"], 1)))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+    def gap(self):
+        """The longest time without an answer (from the last answer before to the first after)."""
+        longest, last_ok = 0.0, None
+        for at, who in self.samples:
+            if who:
+                if last_ok is not None:
+                    longest = max(longest, at - last_ok)
+                last_ok = at
+        return longest
+
+
+def test_switchover_to_a_named_zone_and_back(master, bed, client, highstate, event_listener, record_property):
+    first = db_settled(master)["master"]["zone"]
+    (other,) = [z for z in CLUSTERS["db"]["nodes"] if z != first]
+    for source, target in ((first, other), (other, first)):
+        started = time.time()
+        with Prober(bed, client) as probe:
+            wait_for(lambda: any(probe.samples), timeout=30, what="the prober's first answer")
+            rc, ret = switchover(master, f"to={target}")
+            wait_for(lambda t=target: probe.samples[-1][1] == t, timeout=30, what=f"{target} answering on the VIP")
+        assert rc == 0 and ret["result"] is True, ret
+        assert (ret["from"], ret["to"]) == (source, target)
+        answers = [who for _, who in probe.samples if who]
+        # The old master answered until the target did, and nobody else ever.
+        assert answers[0] == source and answers[-1] == target, answers
+        assert set(answers) == {source, target}
+        assert answers.index(target) > answers.index(source) and source not in answers[answers.index(target) :]
+        record_property(f"gap_{source}_to_{target}_s", round(probe.gap(), 3))
+        done = wait_event(event_listener, master, "ucarp/db/switchover/complete", started)
+        assert (done.data["from"], done.data["to"]) == (source, target)
+        info = db_settled(master)
+        assert info["master"]["zone"] == target
+        assert [b["zone"] for b in info["backups"]] == [source]  # a healthy, online backup
+
+
+def test_switchover_refusals(master, bed, highstate):
+    info = db_settled(master)
+    holder = info["master"]["zone"]
+    (backup,) = [z for z in CLUSTERS["db"]["nodes"] if z != holder]
+    rc, ret = switchover(master, "to=db-z")
+    assert rc == 1 and ret["result"] is False
+    assert "db-z is not a member of cluster db (members: db-a, db-b)" in ret["comment"]
+    set_sick(bed, backup, True)
+    try:
+        wait_for(lambda: (status(master)["db"]["backups"][0]["health"] or {}).get("state") == "sick", timeout=60,
+                 what=f"{backup} sick")  # fmt: skip
+        rc, ret = switchover(master)
+        assert rc == 1 and "no running, healthy backup" in ret["comment"], ret
+        rc, ret = switchover(master, f"to={backup}")
+        assert rc == 1 and f"cannot switch to {backup}: {backup} is unhealthy" in ret["comment"], ret
+    finally:
+        set_sick(bed, backup, False)
+    db_settled(master)
+    gz, uuid = db_zone(bed, backup)
+    gz.run("vmadm", "stop", uuid, check=True)
+    try:
+        rc, ret = switchover(master, f"to={backup}")
+        assert rc == 1 and f"zone {backup} is stopped" in ret["comment"], ret
+    finally:
+        gz.run("vmadm", "start", uuid, check=True)
+    assert db_settled(master)["master"]["zone"] == holder  # nothing moved
+
+
+def test_health_events_and_the_all_unhealthy_alert(master, bed, client, highstate, event_listener):
+    holder = db_settled(master)["master"]["zone"]
+    (backup,) = [z for z in CLUSTERS["db"]["nodes"] if z != holder]
+    started = time.time()
+    set_sick(bed, holder, True)
+    try:
+        # The beacon's event: the sender's id (checked by the master), the agent's record in data.
+        sick = wait_event(event_listener, master, "ucarp/db/health/sick", started,
+                          lambda e: e.data["data"]["zone"] == holder)  # fmt: skip
+        assert sick.data["id"] == CLUSTERS["db"]["nodes"][holder]["host"]
+        record = sick.data["data"]
+        assert record["action"] == "stepped-down" and "command check 1" in record["detail"], record
+        wait_for(lambda: vipapp.answer(bed, client, CLUSTERS["db"]["vip"]) == backup, timeout=60,
+                 what=f"{backup} answering on the VIP")  # fmt: skip
+        info = status(master)["db"]
+        assert info["master"]["zone"] == backup
+        assert [(b["zone"], b["health"]["state"]) for b in info["backups"]] == [(holder, "sick")]
+        # Every node sick: the VIP stays with backup, which says so.
+        all_sick = time.time()
+        set_sick(bed, backup, True)
+        alert = wait_event(event_listener, master, "ucarp/db/alert/all-unhealthy", all_sick)
+        assert alert.data["holder"] == {"zone": backup, "gz": CLUSTERS["db"]["nodes"][backup]["host"]}
+        info = status(master)["db"]
+        assert info["master"]["zone"] == backup and info["alert"]["kind"] == "all-unhealthy"
+        assert vipapp.answer(bed, client, CLUSTERS["db"]["vip"]) == backup
+    finally:
+        recovered = time.time()
+        set_sick(bed, holder, False)
+        set_sick(bed, backup, False)
+    wait_event(event_listener, master, "ucarp/db/health/healthy", recovered,
+               lambda e: e.data["data"]["zone"] == holder)  # fmt: skip
+    assert db_settled(master)["alert"] is None
