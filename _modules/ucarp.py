@@ -189,7 +189,8 @@ def health_records(zone, cluster, since=0):
 
         salt gz1 ucarp.health_records zoneA web since=3
     """
-    _cluster(cluster)
+    if not _cluster(cluster).get("health"):
+        return []
     res = __salt__["zlogin.run"](zone, ["cat", __utils__["ucarp_model.health_path"](cluster)])
     if res["retcode"] != 0:
         return []
@@ -207,8 +208,6 @@ def health(zone, cluster):
 
         salt gz1 ucarp.health zoneA web
     """
-    if not _cluster(cluster).get("health"):
-        return None
     found = health_records(zone, cluster)
     return found[-1] if found else None
 

@@ -518,9 +518,7 @@ def _undo(cluster):
     found, _silent = _holders(cluster)
     holding = {h["zone"] for h in found}
     for zone, node in sorted(cluster["nodes"].items()):
-        if zone in holding:
-            continue
-        ok, ret = _call(node["host"], "ucarp.override", cluster["name"], zone, None)
+        ok, ret = _call(node["host"], "ucarp.override", cluster["name"], zone, None, refresh=zone not in holding)
         if not ok:
             log.warning("ucarp: could not restore %s after a failed switchover: %s", zone, ret)
 

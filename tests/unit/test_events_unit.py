@@ -1,5 +1,6 @@
 """Unit tests of the beacon (_beacons/ucarp.py) and the runner (_runners/ucarp.py)."""
 
+import json
 import logging
 import os
 
@@ -281,3 +282,245 @@ def test_a_hypervisor_that_missed_the_job_is_asked_again(runner):
     runner.local.cmd = first_job_lost
     (result,) = runner.transition(*event())
     assert dropped and result["complete"] == {"zone": "web-b", "gz": "gz2"}
+
+
+# The beacon: health records -----------------------------------------------------
+
+TWO_TRANSITIONS = "1 10 backup web 192.0.2.100 101 net0\n2 20 master web 192.0.2.100 101 net0\n"
+HEALTH_TEXT = (
+    "2 110 healthy web eligible\n"
+    "1 100 sick web ineligible tcp 192.0.2.11:80 refused\n"
+    "3 120 sick db stepped-down\n"  # another cluster: not this node's
+    "not a record\n"
+)
+
+
+def setup_health_beacon(beacon, tmp_path, sent, health_path="/var/db/ucarp/web.health", fail_on=None):
+    """A node with health checks; ``sent`` gets (tag, payload); ``fail_on`` (tag, seq) is not taken."""
+    root = zone_root(tmp_path, TWO_TRANSITIONS)
+    health = root / "var" / "db" / "ucarp" / "web.health"
+    if not health.exists():
+        health.write_text(HEALTH_TEXT)
+    node = {"zone": "web-a", "cluster": "web", "vip": "192.0.2.100", "vhid": 101,
+            "path": "/var/db/ucarp/web.transitions", "health_path": health_path}  # fmt: skip
+    beacon.__salt__ = {
+        "ucarp.watch_list": lambda: [dict(node)],
+        "ucarp.parse_transitions": UTIL.parse_transitions,
+        "ucarp.parse_health": UTIL.parse_health,
+        "vmadm.list": lambda **kw: [{"uuid": ZONE_A, "alias": "web-a", "zonepath": str(root.parent)}],
+    }
+
+    def send(tag, data):
+        if (tag, data["seq"]) == fail_on:
+            return False
+        sent.append((tag, data))
+        return True
+
+    beacon._send = send
+    return health
+
+
+def tags(sent):
+    return [(tag, data["seq"]) for tag, data in sent]
+
+
+def test_beacon_sends_each_health_record_once_in_order_after_the_transitions(beacon, tmp_path):
+    sent = []
+    health = setup_health_beacon(beacon, tmp_path, sent)
+    assert beacon.beacon([{"interval": 1}]) == []
+    assert tags(sent) == [
+        ("ucarp/web/backup", 1),
+        ("ucarp/web/master", 2),
+        ("ucarp/web/health/sick", 1),  # its own cursor: seq 1 and 2 are not taken for transitions already sent
+        ("ucarp/web/health/healthy", 2),
+    ]
+    assert sent[2][1] == {
+        "cluster": "web",
+        "zone": "web-a",
+        "zone_uuid": ZONE_A,
+        "gz": "gz1",
+        "vip": "192.0.2.100",
+        "vhid": 101,
+        "state": "sick",
+        "action": "ineligible",
+        "detail": "tcp 192.0.2.11:80 refused",
+        "seq": 1,
+        "ts": 100,
+    }
+    assert sent[3][1]["detail"] is None
+    beacon.beacon([{"interval": 1}])
+    assert len(sent) == 4  # nothing twice
+    health.write_text(HEALTH_TEXT + "3 130 sick web kept-vip service svc:/site/app:default is offline\n")
+    beacon.beacon([{"interval": 1}])
+    assert tags(sent)[4:] == [("ucarp/web/health/sick", 3)]
+    assert sent[4][1]["action"] == "kept-vip"
+
+
+def test_beacon_keeps_the_health_records_the_master_did_not_take(beacon, tmp_path):
+    sent = []
+    setup_health_beacon(beacon, tmp_path, sent, fail_on=("ucarp/web/health/healthy", 2))
+    beacon.beacon([{"interval": 1}])
+    assert tags(sent) == [("ucarp/web/backup", 1), ("ucarp/web/master", 2), ("ucarp/web/health/sick", 1)]
+    setup_health_beacon(beacon, tmp_path, sent)
+    beacon.beacon([{"interval": 1}])
+    assert tags(sent)[3:] == [("ucarp/web/health/healthy", 2)]
+    with open(beacon._cursor_path(), encoding="utf-8") as fh:
+        assert json.load(fh) == {f"{ZONE_A}/web": 2, f"{ZONE_A}/web/health": 2}
+
+
+def test_beacon_sends_no_health_record_while_a_transition_waits(beacon, tmp_path):
+    sent = []
+    setup_health_beacon(beacon, tmp_path, sent, fail_on=("ucarp/web/master", 2))
+    beacon.beacon([{"interval": 1}])
+    assert tags(sent) == [("ucarp/web/backup", 1)]
+    setup_health_beacon(beacon, tmp_path, sent)
+    beacon.beacon([{"interval": 1}])
+    assert tags(sent)[1:] == [("ucarp/web/master", 2), ("ucarp/web/health/sick", 1), ("ucarp/web/health/healthy", 2)]
+
+
+def test_beacon_reads_no_health_file_without_health_checks(beacon, tmp_path, monkeypatch):
+    sent = []
+    setup_health_beacon(beacon, tmp_path, sent, health_path=None)
+    read = beacon.read_in_zone
+    paths = []
+    monkeypatch.setattr(beacon, "read_in_zone", lambda root, path: paths.append(path) or read(root, path))
+
+    def no_health(text, cluster):
+        raise AssertionError("parse_health called for a node without health checks")
+
+    beacon.__salt__["ucarp.parse_health"] = no_health
+    beacon.beacon([{"interval": 1}])
+    assert paths == ["/var/db/ucarp/web.transitions"]
+    assert tags(sent) == [("ucarp/web/backup", 1), ("ucarp/web/master", 2)]  # transitions as before
+
+
+# The runner: health events ------------------------------------------------------
+
+
+def health_event(sender="gz2", zone="web-b", state="sick", action="stepped-down", seq=1, detail="tcp 192.0.2.12:80",
+                 **changes):  # fmt: skip
+    payload = {"cluster": "web", "zone": zone, "zone_uuid": ZONE_B if zone == "web-b" else ZONE_A, "state": state,
+               "action": action, "detail": detail, "seq": seq, "ts": 2000 + seq, "vip": "192.0.2.100", "vhid": 101,
+               "gz": sender}  # fmt: skip
+    payload.update(changes)
+    tag = f"ucarp/web/health/{payload['state']}"
+    return tag, {"id": sender, "tag": tag, "data": payload}
+
+
+def saved(runner):
+    with open(os.path.join(runner.__opts__["cachedir"], "ucarp", "web.json"), encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+@pytest.mark.parametrize(
+    ("state", "action"), [("sick", "stepped-down"), ("sick", "ineligible"), ("healthy", "eligible")]
+)
+def test_a_health_record_is_recorded(runner, state, action):
+    (result,) = runner.health(*health_event(state=state, action=action))
+    node = {"gz": "gz2", "state": state, "action": action, "detail": "tcp 192.0.2.12:80", "seq": 1, "ts": 2001}
+    assert result == {"health": dict(node, zone="web-b")}
+    state_saved = saved(runner)
+    assert state_saved["health"] == {"web-b": node}
+    assert state_saved["cursors"] == {f"gz2/web-b/{ZONE_B}/health": 1}
+    assert state_saved["alert"] is None
+    assert runner.fired == [] and runner.local.calls == []  # nothing to do in the fleet
+
+
+def test_kept_vip_raises_all_unhealthy_with_the_holder(runner):
+    (result,) = runner.health(*health_event(action="kept-vip", detail="service svc:/site/app:default is offline"))
+    assert result == {"alert": "all-unhealthy", "holder": {"zone": "web-b", "gz": "gz2"}}
+    ((tag, fired),) = runner.fired
+    assert tag == "ucarp/web/alert/all-unhealthy"
+    assert fired["holder"] == {"zone": "web-b", "gz": "gz2"}
+    assert fired["zone"] == "web-b" and fired["vip"] == "192.0.2.100"
+    assert fired["detail"] == "service svc:/site/app:default is offline"
+    assert fired["health"]["web-b"]["action"] == "kept-vip"
+    alert = saved(runner)["alert"]
+    assert alert["kind"] == "all-unhealthy" and alert["holders"] == [{"zone": "web-b", "gz": "gz2"}]
+
+
+@pytest.mark.parametrize(
+    ("later", "cleared"),
+    [
+        ({"state": "healthy", "action": "eligible"}, True),  # the master is healthy again
+        ({"state": "sick", "action": "stepped-down"}, True),  # it gave the VIP up
+        ({"state": "healthy", "action": "eligible", "sender": "gz1", "zone": "web-a", "seq": 1}, True),  # a peer
+        ({"state": "sick", "action": "ineligible", "sender": "gz1", "zone": "web-a", "seq": 1}, False),
+    ],
+)
+def test_the_all_unhealthy_alert_clears_when_a_node_is_healthy_or_steps_down(runner, later, cleared):
+    runner.health(*health_event(action="kept-vip"))
+    runner.fired.clear()
+    runner.health(*health_event(**dict({"seq": 2}, **later)))
+    alert = saved(runner)["alert"]
+    assert (alert is None) is cleared
+    assert runner.fired == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"sender": "gz1"}, "zone web-b of cluster web is hosted by gz2, not gz1"),
+        ({"state": "dying"}, "malformed cluster or health state"),
+        ({"action": "reboot"}, "malformed cluster or health state"),
+        ({"vhid": 102}, "the VIP or VHID does not match pillar"),
+    ],
+)
+def test_health_events_not_matching_pillar_are_rejected(runner, changes, reason):
+    sender = changes.pop("sender", "gz2")
+    assert runner.health(*health_event(sender=sender, **{"action": "kept-vip", **changes})) == {"rejected": reason}
+    ((alert, fired),) = runner.fired
+    assert alert == "ucarp/web/alert/rejected"
+    assert fired["reason"] == reason and fired["sender"] == sender
+    assert not os.path.exists(os.path.join(runner.__opts__["cachedir"], "ucarp", "web.json"))  # nothing recorded
+
+
+def test_a_health_tag_that_does_not_match_the_data_is_rejected(runner):
+    _tag, data = health_event(state="sick")
+    assert runner.health("ucarp/web/health/healthy", data) == {
+        "rejected": "the tag 'ucarp/web/health/healthy' does not match the data"
+    }
+    # a transition is not a health record
+    assert runner.health(*event()) == {"rejected": "malformed cluster or health state"}
+
+
+def test_health_repeats_are_ignored_with_a_cursor_of_their_own(runner):
+    runner.transition(*event(seq=5))
+    runner.local.calls.clear()
+    runner.fired.clear()
+    (result,) = runner.health(*health_event(seq=1))  # not a repeat of transition 1..5
+    assert result["health"]["seq"] == 1
+    assert runner.health(*health_event(seq=1)) == {"duplicate": 1}
+    runner.health(*health_event(seq=2, state="healthy", action="eligible"))
+    assert runner.health(*health_event(seq=1, action="kept-vip")) == {"duplicate": 1}
+    assert runner.fired == [] and runner.local.calls == []
+    assert saved(runner)["health"]["web-b"]["state"] == "healthy"
+
+
+def test_a_health_gap_is_filled_from_the_zone_in_order(runner):
+    records = [  # what ucarp.health_records finds in the zone, the seq-4 event's own record included
+        {"seq": 1, "ts": 2001, "state": "sick", "action": "stepped-down", "detail": "a"},
+        {"seq": 2, "ts": 2002, "state": "healthy", "action": "eligible", "detail": None},
+        {"seq": 3, "ts": 2003, "state": "sick", "action": "kept-vip", "detail": "b"},
+        {"seq": 4, "ts": 2004, "state": "sick", "action": "kept-vip", "detail": "c"},
+    ]
+    answer = runner.local.cmd
+
+    def with_records(tgt, fun, arg=(), kwarg=None, **kwargs):
+        if fun == "ucarp.health_records":
+            runner.local.calls.append((tgt[0], fun, list(arg), kwarg))
+            return {host: {"ret": records, "retcode": 0} for host in tgt}
+        return answer(tgt, fun, arg, kwarg, **kwargs)
+
+    runner.local.cmd = with_records
+    runner.health(*health_event(seq=1, detail="a"))
+    results = runner.health(*health_event(seq=4, state="healthy", action="eligible", detail="c2"))
+    assert runner.local.calls == [("gz2", "ucarp.health_records", ["web-b", "web"], {"since": 1})]
+    assert [r.get("health", {}).get("seq") for r in results] == [2, None, 4]
+    assert results[1] == {"alert": "all-unhealthy", "holder": {"zone": "web-b", "gz": "gz2"}}
+    assert [(tag, fired["detail"]) for tag, fired in runner.fired] == [("ucarp/web/alert/all-unhealthy", "b")]
+    state = saved(runner)
+    assert state["health"]["web-b"] == {"gz": "gz2", "state": "healthy", "action": "eligible", "detail": "c2",
+                                        "seq": 4, "ts": 2004}  # fmt: skip
+    assert state["alert"] is None  # the event's own record (healthy) cleared it
+    assert state["cursors"][f"gz2/web-b/{ZONE_B}/health"] == 4

@@ -51,7 +51,8 @@ def test_pillar_example_is_valid():
         pillar = yaml.safe_load(fh)
     model, problems = model_util.normalise(pillar["ucarp"]["clusters"], pillar["ucarp"]["defaults"])
     assert problems == []
-    assert set(model) == {"web", "db"}
+    assert set(model) == {"web", "db", "api"}
+    assert [c["kind"] for c in model["api"]["health"]["checks"]] == ["service", "tcp", "tcp", "command"]
     assert model["web"]["nodes"]["web-b"]["advskew"] == 20
 
 

@@ -1,0 +1,178 @@
+"""Unit tests of the health and switchover functions of _modules/ucarp.py, with a fake zlogin."""
+
+import pytest
+from salt.exceptions import CommandExecutionError
+from support import load_salt_module
+
+UTIL = load_salt_module("_utils", "ucarp_model")
+UTILS = {f"ucarp_model.{name}": getattr(UTIL, name) for name in dir(UTIL) if callable(getattr(UTIL, name))}
+CLUSTERS = {
+    "web": {  # with health checks
+        "vip": "192.0.2.100",
+        "vhid": 101,
+        "password": "s3cret",
+        "deadratio": 4,
+        "nodes": {"web-a": {"host": "gz1", "ip": "192.0.2.11"}, "web-b": {"host": "gz2", "ip": "192.0.2.12"}},
+        "health": {"checks": [{"tcp": 80}]},
+    },
+    "db": {  # without
+        "vip": "192.0.2.110",
+        "vhid": 102,
+        "password": "s3cret",
+        "nodes": {"db-a": {"host": "gz1", "ip": "192.0.2.21"}, "db-b": {"host": "gz2", "ip": "192.0.2.22"}},
+    },
+}
+HEALTH = (
+    "1 100 sick web ineligible tcp 192.0.2.11:80 refused\n"
+    "3 130 healthy web eligible\n"
+    "2 120 healthy web eligible\n"
+    "4 140 sick db stepped-down\n"  # another cluster
+    "garbage\n"
+)
+
+
+class Zones:
+    """The ``zlogin`` functions the module uses, over an in-memory file system per zone."""
+
+    def __init__(self):
+        self.files = {}  # (zone, path) -> text
+        self.calls = []
+
+    def run(self, zone, cmd, **kwargs):
+        self.calls.append(("run", zone, cmd))
+        if cmd[0] == "cat" and (zone, cmd[1]) in self.files:
+            return {"stdout": self.files[zone, cmd[1]], "stderr": "", "retcode": 0}
+        if cmd[0] == "cat":
+            return {"stdout": "", "stderr": f"cat: {cmd[1]}: No such file or directory", "retcode": 1}
+        if cmd == ["/usr/sbin/ifconfig", "-a"]:
+            return {"stdout": "net0:101: flags=1000843 mtu 1500 index 2\n\tinet 192.0.2.100 netmask ffffff00\n",
+                    "stderr": "", "retcode": 0}  # fmt: skip
+        raise AssertionError(f"unexpected command in {zone}: {cmd}")
+
+    def file_stat(self, zone, path):
+        self.calls.append(("file_stat", zone, path))
+        return {"type": "file", "mode": "0644"} if (zone, path) in self.files else None
+
+    def file_remove(self, zone, path):
+        self.calls.append(("file_remove", zone, path))
+        del self.files[zone, path]
+
+    def file_write(self, zone, path, content, mode="0644", user="root", group="root", makedirs=False):
+        self.calls.append(("file_write", zone, path, content, mode, makedirs))
+        self.files[zone, path] = content
+
+    def svc_refresh(self, zone, fmri):
+        self.calls.append(("svc_refresh", zone, fmri))
+
+    def svc_state(self, zone, fmri):
+        return "online"
+
+
+@pytest.fixture
+def zones():
+    return Zones()
+
+
+@pytest.fixture
+def ucarp(zones):
+    config = {"ucarp:clusters": CLUSTERS, "ucarp:defaults": {}}
+    salt = {"config.get": lambda key, default=None: config.get(key, default), "vmadm.state": lambda zone: "running"}
+    salt.update({f"zlogin.{name}": getattr(zones, name) for name in dir(zones) if not name.startswith("_")})
+    module = load_salt_module("_modules", "ucarp", salt=salt, opts={"id": "gz1", "test": False})
+    module.__utils__ = UTILS
+    return module
+
+
+OVERRIDE = "/var/db/ucarp/web.override"
+
+
+@pytest.mark.parametrize(
+    ("mode", "content"),
+    [("preempt", "--preempt\n--advskew=0\n"), ("slow", "--deadratio=14\n"), ("keep-vip", "keep-vip\n--neutral\n")],
+)
+def test_override_writes_the_file_and_refreshes(ucarp, zones, mode, content):
+    assert ucarp.override("web", "web-a", mode) == {"zone": "web-a", "cluster": "web", "override": mode,
+                                                    "refreshed": True}  # fmt: skip
+    assert zones.calls == [
+        ("file_write", "web-a", OVERRIDE, content, "0644", True),
+        ("svc_refresh", "web-a", "svc:/network/ucarp:web"),
+    ]
+
+
+def test_override_without_refresh_only_writes(ucarp, zones):
+    assert ucarp.override("web", "web-b", "keep-vip", refresh=False)["refreshed"] is False
+    assert zones.calls == [("file_write", "web-b", OVERRIDE, "keep-vip\n--neutral\n", "0644", True)]
+
+
+@pytest.mark.parametrize("refresh", [True, False])
+def test_no_override_removes_the_file(ucarp, zones, refresh):
+    zones.files["web-a", OVERRIDE] = "--preempt\n--advskew=0\n"
+    assert ucarp.override("web", "web-a", None, refresh=refresh)["override"] is None
+    assert ("web-a", OVERRIDE) not in zones.files
+    expected = [("file_stat", "web-a", OVERRIDE), ("file_remove", "web-a", OVERRIDE)]
+    assert zones.calls == expected + ([("svc_refresh", "web-a", "svc:/network/ucarp:web")] if refresh else [])
+
+
+def test_no_override_removes_nothing_that_is_not_there(ucarp, zones):
+    ucarp.override("web", "web-a")
+    assert zones.calls == [("file_stat", "web-a", OVERRIDE), ("svc_refresh", "web-a", "svc:/network/ucarp:web")]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("web", "db-a", "preempt"), "ucarp: db-a is not a node of cluster web"),
+        (("web", "web-z", None), "ucarp: web-z is not a node of cluster web"),
+        (("web", "web-a", "fast"), "ucarp: unknown override 'fast' (known: preempt, slow, keep-vip)"),
+        (("mail", "web-a", "preempt"), "ucarp: no cluster 'mail' in pillar"),
+    ],
+)
+def test_override_refuses_a_stranger_or_an_unknown_mode(ucarp, zones, args, message):
+    with pytest.raises(CommandExecutionError) as info:
+        ucarp.override(*args)
+    assert str(info.value) == message
+    assert zones.calls == []  # nothing written, removed or refreshed
+
+
+def test_health_is_none_without_health_checks(ucarp, zones):
+    zones.files["db-a", "/var/db/ucarp/db.health"] = HEALTH
+    assert ucarp.health("db-a", "db") is None
+    assert zones.calls == []  # not even read
+
+
+def test_health_is_the_last_record(ucarp, zones):
+    assert ucarp.health("web-a", "web") is None  # nothing recorded yet
+    zones.files["web-a", "/var/db/ucarp/web.health"] = HEALTH
+    assert ucarp.health("web-a", "web") == {"seq": 3, "ts": 130, "state": "healthy", "action": "eligible",
+                                            "detail": None}  # fmt: skip
+
+
+@pytest.mark.parametrize(("since", "seqs"), [(0, [1, 2, 3]), (1, [2, 3]), ("2", [3]), (3, [])])
+def test_health_records_after_since(ucarp, zones, since, seqs):
+    zones.files["web-a", "/var/db/ucarp/web.health"] = HEALTH
+    records = ucarp.health_records("web-a", "web", since=since)
+    assert [r["seq"] for r in records] == seqs
+    assert zones.calls == [("run", "web-a", ["cat", "/var/db/ucarp/web.health"])]
+    if since == 0:
+        assert records[0] == {"seq": 1, "ts": 100, "state": "sick", "action": "ineligible",
+                              "detail": "tcp 192.0.2.11:80 refused"}  # fmt: skip
+
+
+def test_health_records_of_a_zone_without_a_file_are_none(ucarp):
+    assert ucarp.health_records("web-b", "web") == []
+    with pytest.raises(CommandExecutionError):
+        ucarp.health_records("web-a", "mail")
+
+
+def test_health_records_are_empty_without_health_checks(ucarp, zones):
+    zones.files["db-a", "/var/db/ucarp/db.health"] = "1 100 sick db stepped-down\n"
+    assert ucarp.health_records("db-a", "db") == []
+
+
+def test_status_includes_the_health_of_nodes_with_checks(ucarp, zones):
+    zones.files["web-a", "/var/db/ucarp/web.health"] = HEALTH
+    zones.files["db-a", "/var/db/ucarp/db.health"] = "1 100 sick db stepped-down\n"
+    found = {entry["cluster"]: entry for entry in ucarp.status()}
+    assert found["web"]["health"]["seq"] == 3 and found["web"]["health"]["state"] == "healthy"
+    assert found["db"]["health"] is None
+    assert ("run", "db-a", ["cat", "/var/db/ucarp/db.health"]) not in zones.calls
