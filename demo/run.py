@@ -10,7 +10,10 @@ Then it stops the zone holding the VIP with ``vmadm stop`` and prints, as
 they happen, the backup taking the VIP, the beacon's event reaching the
 master, the reactor's actions (the web service moves to the new master) and
 its ``failover/complete`` report; the client gets its answer from the other
-zone.  Everything it started (daemons, by PID; zones, LAN, client) is removed
+zone.  Last, a planned switchover back with ``salt-run ucarp.switchover``:
+refused while the old master's zone is stopped, then, once it runs again as
+a backup, the VIP moves at the new master's next advert and the reactor
+moves the service with it.  Everything it started (daemons, by PID; zones, LAN, client) is removed
 at the end, also on Ctrl-C or SIGTERM.
 """
 
@@ -25,7 +28,18 @@ import yaml
 DEMO_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(DEMO_DIR, "..", "tests", "sim"))
 
-from saltcluster import APP, PILLAR, WEB, SaltCluster, SaltError, app_answer, install_app, unanswered, zone_uuid  # noqa: E402
+from saltcluster import (  # noqa: E402
+    APP,
+    PILLAR,
+    WEB,
+    SaltCluster,
+    SaltError,
+    app_answer,
+    install_app,
+    parse_json,
+    unanswered,
+    zone_uuid,
+)
 
 from smartos_sim import bed as simbed  # noqa: E402
 
@@ -109,6 +123,9 @@ def describe(event):
     if tag.startswith(f"ucarp/{CLUSTER}/"):
         if tag.endswith("/failover/complete"):
             return describe_complete(event)
+        if tag.endswith("/switchover/complete"):
+            d = event.data
+            return f"master bus: {tag}: {d.get('from')} -> {d.get('to')}, timings {d.get('timings')}"
         if "/alert/" in tag:
             return describe_alert(event)
         if tag.rsplit("/", 1)[1] in ("master", "backup"):
@@ -324,6 +341,41 @@ def failover(bed, client, timeline, master):
     client_fetch(bed, client, new)
 
 
+def switchover_back(cluster, bed, client, timeline, master):
+    """``salt-run ucarp.switchover``: refused while the target is stopped, then done."""
+    (target,) = [a for a in NODES if a != master["zone"]]
+    command = ("ucarp.switchover", CLUSTER, f"to={target}")
+    say(f"maintenance is over: move the VIP back on purpose. salt-run {' '.join(command)}")
+    proc = cluster.run_cli("salt-run", "--out=json", *command)
+    answer = parse_json(proc.stdout) or {}
+    if proc.returncode == 0:
+        raise DemoError(f"the switchover to the stopped {target} was not refused: {answer}")
+    say(f"-> exit {proc.returncode}: {answer.get('comment')} (nothing was changed)")
+    gz = bed.gz(NODES[target]["host"])
+    uuid = zone_uuid(bed, target)
+    say(f"{NODES[target]['host']}: vmadm start {uuid}\nSMF brings {target}'s ucarp instance back, as a backup")
+    gz.run("vmadm", "start", uuid, check=True)
+
+    def backup_online():
+        timeline.pump()
+        info = cluster.salt_run("ucarp.status").get(CLUSTER, {})
+        return any(b["zone"] == target and b.get("service") == "online" for b in info.get("backups", []))
+
+    if not poll(backup_online, WAIT, 0.5):
+        raise DemoError(f"{target} did not come back as an online backup within {WAIT}s")
+    say(f"salt-run {' '.join(command)} (again): {target} restarts ucarp with --preempt and advskew 0 and takes\n"
+        "the VIP at the master's next advert; then every node gets its own options back")  # fmt: skip
+    started = time.time()
+    result = timeline.during(cluster.salt_run, *command)
+    timings = result.get("timings", {})
+    say(f"-> {result.get('comment')} (handover {timings.get('handover_s')} s, "
+        f"all done {timings.get('total_s')} s)")  # fmt: skip
+    timeline.wait(f"ucarp/{CLUSTER}/switchover/complete", started)
+    took_over = lambda e: e.data["transition"]["role"] == "master" and e.data["transition"]["zone"] == target  # noqa: E731
+    timeline.wait(f"ucarp/{CLUSTER}/failover/complete", started, took_over)
+    client_fetch(bed, client, target)
+
+
 def story(bed, holder):
     client = build(bed)
     cluster = start_salt(bed)
@@ -340,10 +392,15 @@ def story(bed, holder):
             raise DemoError("ucarp.status shows no master")
         client_fetch(bed, client, master["zone"])
         failover(bed, client, timeline, master)
-        if not show_status(cluster):
+        master = show_status(cluster)
+        if not master:
             raise DemoError("ucarp.status shows no master after the failover")
+        switchover_back(cluster, bed, client, timeline, master)
+        if not show_status(cluster):
+            raise DemoError("ucarp.status shows no master after the switchover")
         timeline.pump()
-    say("done: UCARP moved the VIP on its own; Salt saw it, moved the service, and reports the cluster healthy")
+    say("done: UCARP moved the VIP on its own; Salt saw it, moved the service, moved the VIP back on request,\n"
+        "and reports the cluster healthy")  # fmt: skip
 
 
 def cleanup(bed, holder):
