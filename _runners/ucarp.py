@@ -40,7 +40,11 @@ __virtualname__ = "ucarp"
 
 CLUSTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-CALL_TIMEOUT = 60
+# Seconds before LocalClient asks a silent minion whether it still runs the
+# job (saltutil.find_job): a long job keeps it waiting, a job the minion
+# dropped (it cannot decrypt it just after a master restart) is sent again
+# within REPLY_WAIT instead of waiting all of it out.
+CALL_TIMEOUT = 5
 REPLY_WAIT = 60  # how long to keep asking a hypervisor that does not answer
 HEALTH_ACTIONS = ("eligible", "ineligible", "stepped-down", "kept-vip")
 

@@ -6,12 +6,17 @@ a child pytest and then fails it, interrupts it or kills it.
 
 import json
 import os
+import signal
 import time
 
 import pytest
 from support import recipe_zone
 
 pytestmark = pytest.mark.root
+
+# A session started from a background job inherits SIGINT ignored, and Python
+# then never raises KeyboardInterrupt: the parent test's Ctrl-C must arrive.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def test_scenario(bed):

@@ -146,14 +146,15 @@ class Nodes:
         return "\n".join(out)
 
     def stays(self, alias, seconds):
-        """Sample the holders for ``seconds``: always exactly ``alias``."""
+        """Sample the holders for ``seconds``: always exactly ``alias`` (None: nobody)."""
         seen = []
+        want = [alias] if alias else []
         end = time.monotonic() + seconds
         for _ in range(int(seconds / 0.2) + 1):
             found = self.holders()
             seen.append(found)
-            if found != [alias]:
-                raise AssertionError(f"the VIP left {alias}: holders {found} (sample {len(seen)})\n{self.diagnosis()}")
+            if found != want:
+                raise AssertionError(f"holders {found}, not {want} (sample {len(seen)})\n{self.diagnosis()}")
             if time.monotonic() >= end:
                 break
             time.sleep(0.2)
@@ -267,6 +268,27 @@ def test_recovered_backup_takes_over_from_a_sick_master(bed, client, applied):
     nodes.wait_record(master, "healthy", "eligible", after=before)
     nodes.wait(lambda: nodes.ucarp_pid(master), f"ucarp running again in {master}")
     assert nodes.holders() == [backup]
+
+
+def test_a_sick_backup_does_not_take_the_vip_from_a_dead_master(applied):
+    nodes = applied
+    master = nodes.master()
+    backup = other(master)
+    before = nodes.seq(backup)
+    nodes.app(backup, False)
+    nodes.wait_record(backup, "sick", "ineligible", after=before)
+    gz, uuid = nodes.gz(master), nodes.uuid(master)
+    gz.run("vmadm", "stop", uuid, check=True)
+    try:
+        # Well past advbase x deadratio (3 s): a healthy backup would hold the VIP by now.
+        nodes.stays(None, 3 * STAY // 2)
+    finally:
+        gz.run("vmadm", "start", uuid, check=True)
+    nodes.wait(lambda: nodes.holders() == [master], f"{master} back with the VIP")
+    before = nodes.seq(backup)
+    nodes.app(backup, True)
+    nodes.wait_record(backup, "healthy", "eligible", after=before)
+    nodes.wait(lambda: nodes.ucarp_pid(backup), f"ucarp running again in {backup}")
 
 
 def test_command_check(bed, client, minions, set_pillar, applied):
