@@ -129,6 +129,17 @@ class Nodes:
             lambda: self.zlogin(alias, f"svcs -H -o state {APP}").stdout.strip() == want, f"{APP} {want} in {alias}"
         )
 
+    def turn_app(self, alias, on, action):
+        """Start or stop the app in a zone; the agent's record of it (``action``)."""
+        before = self.seq(alias)
+        self.app(alias, on)
+        return self.wait_record(alias, "healthy" if on else "sick", action, after=before)
+
+    def recover(self, alias):
+        """Start the app again in a sick zone: healthy, eligible, its ucarp running."""
+        self.turn_app(alias, True, "eligible")
+        self.wait(lambda: self.ucarp_pid(alias), f"ucarp running again in {alias}")
+
     def wait(self, predicate, what, timeout=SETTLE, interval=0.1):
         """``wait_for``, with what the zones say when it times out."""
         try:
@@ -209,9 +220,7 @@ def test_sick_master_steps_down(bed, client, applied):
     nodes = applied
     master = nodes.master()
     backup = other(master)
-    before = nodes.seq(master)
-    nodes.app(master, False)
-    record = nodes.wait_record(master, "sick", "stepped-down", after=before)
+    record = nodes.turn_app(master, False, "stepped-down")
     assert APP in record["detail"], record
     nodes.wait(lambda: nodes.holders() == [backup], f"the VIP on {backup}")
     wait_answer(bed, client, nodes, backup)
@@ -224,10 +233,7 @@ def test_recovered_node_rejoins_as_backup(applied):
     master = nodes.master()
     recovered = other(master)
     assert nodes.last(recovered)["action"] == "stepped-down"
-    before = nodes.seq(recovered)
-    nodes.app(recovered, True)
-    nodes.wait_record(recovered, "healthy", "eligible", after=before)
-    nodes.wait(lambda: nodes.ucarp_pid(recovered), f"ucarp running again in {recovered}")
+    nodes.recover(recovered)
     nodes.stays(master, STAY)  # no preemption: the VIP stays where it is
     assert nodes.ucarp_pid(recovered)
 
@@ -238,13 +244,9 @@ def test_all_sick_master_keeps_the_vip(applied):
     backup = other(master)
     # The backup first: were the master sick while its peer is still
     # healthy, it would rightly give the VIP up.
-    before = nodes.seq(backup)
-    nodes.app(backup, False)
-    nodes.wait_record(backup, "sick", "ineligible", after=before)
+    nodes.turn_app(backup, False, "ineligible")
     nodes.wait(lambda: nodes.ucarp_pid(backup) is None, f"ucarp stopped in {backup}")
-    before = nodes.seq(master)
-    nodes.app(master, False)
-    record = nodes.wait_record(master, "sick", "kept-vip", after=before)
+    record = nodes.turn_app(master, False, "kept-vip")
     assert APP in record["detail"], record
     nodes.stays(master, ALL_SICK_STAY)
     assert (nodes.last(master)["state"], nodes.last(master)["action"]) == ("sick", "kept-vip")
@@ -263,10 +265,7 @@ def test_recovered_backup_takes_over_from_a_sick_master(bed, client, applied):
     nodes.wait(lambda: nodes.holders() == [backup], f"the VIP on {backup}")
     wait_answer(bed, client, nodes, backup)
     # Both healthy again, for the next tests.
-    before = nodes.seq(master)
-    nodes.app(master, True)
-    nodes.wait_record(master, "healthy", "eligible", after=before)
-    nodes.wait(lambda: nodes.ucarp_pid(master), f"ucarp running again in {master}")
+    nodes.recover(master)
     assert nodes.holders() == [backup]
 
 
@@ -274,9 +273,7 @@ def test_a_sick_backup_does_not_take_the_vip_from_a_dead_master(applied):
     nodes = applied
     master = nodes.master()
     backup = other(master)
-    before = nodes.seq(backup)
-    nodes.app(backup, False)
-    nodes.wait_record(backup, "sick", "ineligible", after=before)
+    nodes.turn_app(backup, False, "ineligible")
     gz, uuid = nodes.gz(master), nodes.uuid(master)
     gz.run("vmadm", "stop", uuid, check=True)
     try:
@@ -285,10 +282,7 @@ def test_a_sick_backup_does_not_take_the_vip_from_a_dead_master(applied):
     finally:
         gz.run("vmadm", "start", uuid, check=True)
     nodes.wait(lambda: nodes.holders() == [master], f"{master} back with the VIP")
-    before = nodes.seq(backup)
-    nodes.app(backup, True)
-    nodes.wait_record(backup, "healthy", "eligible", after=before)
-    nodes.wait(lambda: nodes.ucarp_pid(backup), f"ucarp running again in {backup}")
+    nodes.recover(backup)
 
 
 def test_command_check(bed, client, minions, set_pillar, applied):
