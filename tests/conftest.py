@@ -7,6 +7,7 @@ builds its own bed, so modules never share a LAN or addresses, and the bed is
 always removed: on success, failure, Ctrl-C or SIGTERM.
 """
 
+import logging
 import os
 import signal
 import sys
@@ -28,6 +29,13 @@ def pytest_configure(config):
     # do the same for SIGTERM so an interrupted session cleans up too.
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+def pytest_unconfigure(config):
+    # Salt's log handlers flush once more at exit, after pytest has closed
+    # the streams they wrote to: that is not a failure, and not worth a
+    # traceback per record at the end of every run.
+    logging.raiseExceptions = False
 
 
 def pytest_collection_modifyitems(config, items):
