@@ -9,8 +9,13 @@ every new line to the master as the event ``ucarp/<cluster>/<role>``, one at
 a time, in order, waiting for the master to take it.  The health changes the
 zone's agent records (``/var/db/ucarp/<cluster>.health``, with health checks
 in pillar) go the same way as ``ucarp/<cluster>/health/<healthy|sick>``.  What the master did not
-take (it is down, say) is sent again at the next interval: nothing is lost.
-Where it has got to is kept in the minion's cache, per zone UUID and cluster.
+take (it is down, say) is sent again at the next interval.  What it took but
+no reaction acknowledged (``ucarp.ack``, called by the master's runner) within
+``ACK_WAIT`` seconds is sent again too, up to ``RESENDS`` times: the master's
+reactor may still be starting when a restarted master takes the first
+events, and the runner ignores a record it has already handled.  Nothing is
+lost.  Where it has got to is kept in the minion's cache, per zone UUID and
+cluster.
 
 Enable it in pillar (or the minion config)::
 
@@ -37,8 +42,11 @@ __virtualname__ = "ucarp"
 MAX_READ = 1 << 20
 ZONES_TTL = 30.0
 SEND_TIMEOUT = 10
+ACK_WAIT = 30.0  # seconds to wait for a reaction's ucarp.ack before sending a record again
+RESENDS = 3  # then warn: the reactor is probably not set up on the master
 
 _ZONES = {"at": 0.0, "by_alias": {}}
+_WAITING = {}  # cursor key -> the record sent and not yet acknowledged: seq, since, tries
 
 
 def __virtual__():
@@ -134,6 +142,7 @@ def beacon(config):
     try:
         watched = __salt__["ucarp.watch_list"]()
         zones = _zones()
+        acked = __salt__["ucarp.acks"]()
     except Exception as exc:  # noqa: BLE001 - a bad pillar or a missing module must not stop the minion
         log.warning("ucarp beacon: nothing to watch yet: %s", exc)
         return []
@@ -144,30 +153,72 @@ def beacon(config):
         uuid, root = zones[node["zone"]]
         text = read_in_zone(root, node["path"]) or ""
         items = __salt__["ucarp.parse_transitions"](text, node["cluster"], node["vip"])
-        if not _deliver(node, uuid, f"{uuid}/{node['cluster']}", items, "role", cursors):
+        if not _deliver(node, uuid, f"{uuid}/{node['cluster']}", items, "role", cursors, acked):
             return []  # the master is away: keep the order, try again next time
         if node.get("health_path"):
             text = read_in_zone(root, node["health_path"]) or ""
             items = __salt__["ucarp.parse_health"](text, node["cluster"])
-            if not _deliver(node, uuid, f"{uuid}/{node['cluster']}/health", items, "state", cursors):
+            if not _deliver(node, uuid, f"{uuid}/{node['cluster']}/health", items, "state", cursors, acked):
                 return []
     return []
 
 
-def _deliver(node, uuid, key, items, kind, cursors):
+def _due_again(key, node, cursors, acked):
+    """The record of ``key`` to send again, if any: the master took it, but no
+    reaction has acknowledged it for ``ACK_WAIT`` seconds (at most ``RESENDS`` times).
+
+    Sending the last record again is enough: the runner fills any gap before
+    it from the zone's own record.
+    """
+    sent = cursors.get(key, 0)
+    if acked.get(key, 0) >= sent:
+        _WAITING.pop(key, None)
+        return None
+    wait = _WAITING.get(key)
+    if wait is None or wait["seq"] != sent:
+        _WAITING[key] = {"seq": sent, "since": time.monotonic(), "tries": 0}
+        return None
+    if time.monotonic() - wait["since"] < ACK_WAIT:
+        return None
+    if wait["tries"] < RESENDS:
+        return sent
+    if wait["tries"] == RESENDS:
+        wait["tries"] += 1
+        log.warning(
+            "ucarp beacon: the master took record %s of %s (cluster %s, zone %s) but no reaction acknowledged it "
+            "after %s sends: is the formula's reactor set up on the master?",
+            sent, key, node["cluster"], node["zone"], RESENDS + 1,
+        )  # fmt: skip
+    return None
+
+
+def _deliver(node, uuid, key, items, kind, cursors, acked):
     """Send the records after the cursor ``key``, in order; False if the master did not take one.
 
     A transition is sent as ``ucarp/<cluster>/<role>``, a health change as
-    ``ucarp/<cluster>/health/<state>``.
+    ``ucarp/<cluster>/health/<state>``; ``ack`` in the data names the cursor
+    for the reaction's acknowledgement.  The last record is sent again while
+    no reaction acknowledges it (``_due_again``).
     """
     prefix = f"ucarp/{node['cluster']}/" + ("health/" if kind == "state" else "")
+
+    def send(item):
+        data = dict(item, cluster=node["cluster"], zone=node["zone"], zone_uuid=uuid, gz=__opts__["id"])
+        data.update(vip=node["vip"], vhid=node["vhid"], ack=key)
+        return _send(prefix + item[kind], data)
+
+    again = _due_again(key, node, cursors, acked)
     for item in items:
+        if item["seq"] == again:
+            if not send(item):
+                return False
+            log.info("ucarp beacon: no reaction acknowledged %s record %s; sent it again", key, again)
+            _WAITING[key].update(since=time.monotonic(), tries=_WAITING[key]["tries"] + 1)
         if item["seq"] <= cursors.get(key, 0):
             continue
-        data = dict(item, cluster=node["cluster"], zone=node["zone"], zone_uuid=uuid, gz=__opts__["id"])
-        data.update(vip=node["vip"], vhid=node["vhid"])
-        if not _send(prefix + item[kind], data):
+        if not send(item):
             return False
         cursors[key] = item["seq"]
         _save_cursors(cursors)
+        _WAITING[key] = {"seq": item["seq"], "since": time.monotonic(), "tries": 0}
     return True

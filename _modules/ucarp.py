@@ -11,7 +11,10 @@ applied: ``ucarp.validate`` lists every problem with its pillar path.
 :platform: SmartOS global zone
 """
 
+import fcntl
+import json
 import logging
+import os
 
 from salt.exceptions import CommandExecutionError
 
@@ -139,6 +142,61 @@ def watch_list(host=None):
         }
         for node in plan(host)["nodes"]
     ]
+
+
+def _acks_path():
+    return os.path.join(__opts__["cachedir"], "ucarp", "beacon-acks.json")
+
+
+def acks():
+    """
+    Return the records of the ``ucarp`` beacon that a reaction on the master
+    has acknowledged: the last sequence number per zone UUID and cluster.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt gz1 ucarp.acks
+    """
+    try:
+        with open(_acks_path(), encoding="utf-8") as fh:
+            found = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {k: v for k, v in found.items() if isinstance(v, int)}
+
+
+def ack(key, seq):
+    """
+    Note that the master has dealt with the beacon's record ``seq`` of ``key``
+    (``<zone uuid>/<cluster>`` or ``<zone uuid>/<cluster>/health``), so the
+    beacon does not send it again.  The ``ucarp.transition`` and
+    ``ucarp.health`` runners call this; it keeps the highest number.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt gz1 ucarp.ack 2d1b2f5e-0c6a-4a3e-9c1d-6f7e8a9b0c1d/web 12
+    """
+    seq = int(seq)
+    path = _acks_path()
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    fd = os.open(f"{path}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        found = acks()
+        found[str(key)] = max(seq, found.get(str(key), 0))
+        tmp = f"{path}.tmp"
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as fh:
+            json.dump(found, fh)
+        os.replace(tmp, path)
+    finally:
+        os.close(fd)
+    return found[str(key)]
 
 
 def parse_transitions(text, cluster, vip):

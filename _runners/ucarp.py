@@ -9,7 +9,10 @@ which:
   match pillar, and pillar must say that this hypervisor hosts that zone.
   Anything else changes nothing and fires ``ucarp/<cluster>/alert/rejected``;
 - processes each node's transitions once and in order (a gap is filled from
-  the zone's own record, a repeat is ignored);
+  the zone's own record, a repeat is ignored), then acknowledges the record
+  to the sending hypervisor (``ucarp.ack``): the beacon sends a record again
+  until a reaction has acknowledged it, so an event the reactor missed (it
+  was still starting after a master restart) is not lost;
 - checks every node: with exactly one holder of the VIP, it runs the
   cluster's ``on_master`` actions in that zone and its ``on_backup`` actions
   in the others (through ``zlogin`` on the right hypervisor) and fires
@@ -47,6 +50,7 @@ UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 CALL_TIMEOUT = 5
 REPLY_WAIT = 60  # how long to keep asking a hypervisor that does not answer
 HEALTH_ACTIONS = ("eligible", "ineligible", "stepped-down", "kept-vip")
+ACK_KEY_RE = re.compile(r"^[0-9a-f-]{36}/[A-Za-z0-9_-]{1,63}(/health)?$")
 
 
 def __virtual__():
@@ -300,15 +304,39 @@ def health(tag=None, data=None):
 
 
 def _ingest(tag, data, kind):
-    """Check an event, then handle each record of its node once and in order.
+    """Check an event, handle it, then acknowledge it to its sender.
+
+    Handled, repeated and rejected records are all acknowledged: the beacon
+    sends a record again only when nothing on the master dealt with it.  A
+    handler that fails acknowledges nothing, so the record comes again.
+    """
+    received = time.time()
+    sender, item, reason = _check_event(tag, data, kind)
+    result = _reject(tag, sender, data, reason) if reason else _handle(sender, item, kind, received)
+    _ack(sender, data)
+    return result
+
+
+def _ack(sender, data):
+    """Tell the sender's beacon that its record is dealt with (``ucarp.ack``, no wait)."""
+    payload = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(sender, str) or not isinstance(payload, dict):
+        return
+    key, seq = payload.get("ack"), payload.get("seq")
+    if not isinstance(key, str) or not ACK_KEY_RE.match(key) or not isinstance(seq, int) or seq < 1:
+        return  # a beacon that does not ask for acknowledgements
+    try:
+        _local().cmd_async([sender], "ucarp.ack", [key, seq], tgt_type="list")
+    except Exception as exc:  # noqa: BLE001 - without the ack the beacon only sends the record again
+        log.warning("ucarp: could not acknowledge %s %s to %s: %s", key, seq, sender, exc)
+
+
+def _handle(sender, item, kind, received):
+    """Handle each record of a node once and in order.
 
     A gap in the sequence is filled from the zone's own record (what the
     master missed while it was down), a repeat is ignored.
     """
-    received = time.time()
-    sender, item, reason = _check_event(tag, data, kind)
-    if reason:
-        return _reject(tag, sender, data, reason)
     cluster = item["model"]["name"]
     key = f"{sender}/{item['zone']}/{item['zone_uuid']}" + ("/health" if kind == "health" else "")
     fetch, handle = ("ucarp.transitions", _process) if kind == "transition" else ("ucarp.health_records", _health)

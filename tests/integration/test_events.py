@@ -86,6 +86,9 @@ def master(salt_factories, roots):
             {"ucarp/*/backup": ["salt://reactor/ucarp/transition.sls"]},
             {"ucarp/*/health/*": ["salt://reactor/ucarp/health.sls"]},
         ],
+        # Named as an engine too, so the reactor runner (reactor.set_leader)
+        # sees it running beside the factories' pytest engine.
+        "engines": ["reactor"],
     }
     factory = salt_factories.salt_master_daemon("ucarp-master", overrides=overrides)
     with factory.started(start_timeout=120):
@@ -272,6 +275,48 @@ def test_transition_while_master_is_down_arrives_once(master, bed, highstate, ev
     )
     assert len(reactions) == 1
     bed.gz(before["gz"]).run("vmadm", "start", zone_uuid(bed, before["gz"], before["zone"]), check=True)
+
+
+def test_a_transition_no_reaction_acknowledged_is_sent_again(master, bed, highstate, event_listener):
+    """The reactor ignores events for a while, as a restarted master's reactor
+    does until it has started: the master takes the transition, nothing
+    reacts, and the beacon sends it again until a reaction acknowledges it."""
+    before = wait_for(lambda: status(master)["web"]["master"], timeout=60, what="one web master")
+    (new_alias,) = [z for z in CLUSTERS["web"]["nodes"] if z != before["zone"]]
+    new_gz = CLUSTERS["web"]["nodes"][new_alias]["host"]
+    key = f"{zone_uuid(bed, new_gz, new_alias)}/web"
+    old_uuid = zone_uuid(bed, before["gz"], before["zone"])
+
+    def acked():
+        return salt(master, "ucarp.acks", tgt=new_gz).get(key, 0)  # one target: its return alone
+
+    def reactor_listens(value):
+        proc = master.salt_run_cli(timeout=120).run("reactor.set_leader", f"value={value}")
+        # The runner prints its request, then the reactor's answer.
+        assert proc.returncode == 0 and proc.stdout.split()[-1] == str(value).lower(), proc.stdout
+
+    started = time.time()
+    try:
+        reactor_listens(False)
+        bed.gz(before["gz"]).run("vmadm", "stop", old_uuid, check=True)
+        taken = wait_event(event_listener, master, "ucarp/web/master", started,
+                           lambda e: e.data["data"]["zone"] == new_alias, timeout=60)  # fmt: skip
+        seq = taken.data["data"]["seq"]
+        assert taken.data["data"]["ack"] == key
+        assert acked() < seq  # taken by the master, but no reaction to acknowledge it
+    finally:
+        reactor_listens(True)
+    try:
+        done = wait_event(event_listener, master, "ucarp/web/failover/complete", started,
+                          lambda e: e.data["transition"]["zone"] == new_alias and e.data["transition"]["seq"] == seq,
+                          timeout=180)  # fmt: skip
+        assert done.data["master"] == {"zone": new_alias, "gz": new_gz}
+        wait_for(lambda: acked() >= seq, timeout=60, what=f"{new_gz} told that record {seq} of {key} was handled")
+        sent = events(event_listener, master, "ucarp/web/master", started,
+                      lambda e: e.data["data"]["zone"] == new_alias and e.data["data"]["seq"] == seq)  # fmt: skip
+        assert len(sent) >= 2  # the first, which nothing reacted to, and the one sent again
+    finally:
+        bed.gz(before["gz"]).run("vmadm", "start", old_uuid, check=True)
 
 
 # Health and planned switchover (the db cluster) ---------------------------------

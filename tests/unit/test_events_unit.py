@@ -37,6 +37,8 @@ def beacon(tmp_path):
     module.log = logging.getLogger("ucarp-beacon-unit")  # quiet: not through Salt's log handlers
     module.log.propagate = False
     module._ZONES.update(at=0.0, by_alias={})
+    module._WAITING.clear()
+    module.acked = {}  # what ucarp.acks returns: the records a reaction acknowledged
     return module
 
 
@@ -89,6 +91,7 @@ def setup_beacon(beacon, tmp_path, text, sent, fail_after=None):
             }
         ],
         "ucarp.parse_transitions": UTIL.parse_transitions,
+        "ucarp.acks": lambda: dict(beacon.acked),
         "vmadm.list": lambda **kw: [{"uuid": ZONE_A, "alias": "web-a", "zonepath": str(root.parent)}],
     }
 
@@ -129,6 +132,89 @@ def test_beacon_keeps_what_the_master_did_not_take(beacon, tmp_path):
     assert oct(os.stat(beacon._cursor_path()).st_mode & 0o777) == "0o600"
 
 
+@pytest.fixture
+def clock(beacon, monkeypatch):
+    """The beacon's monotonic clock, moved by hand."""
+    now = {"t": 5000.0}
+    monkeypatch.setattr(beacon.time, "monotonic", lambda: now["t"])
+    return now
+
+
+def test_a_record_no_reaction_acknowledged_is_sent_again(beacon, tmp_path, clock):
+    sent = []
+    setup_beacon(beacon, tmp_path, "1 10 backup web 192.0.2.100 101 net0\n2 20 master web 192.0.2.100 101 net0\n", sent)
+    beacon.beacon([{"interval": 1}])
+    beacon.beacon([{"interval": 1}])  # the master took both; no acknowledgement yet
+    clock["t"] += beacon.ACK_WAIT - 1
+    beacon.beacon([{"interval": 1}])
+    assert sent == [("ucarp/web/backup", 1), ("ucarp/web/master", 2)]
+    clock["t"] += 1
+    beacon.beacon([{"interval": 1}])
+    assert sent[2:] == [("ucarp/web/master", 2)]  # the last one again: the runner fills any gap itself
+    beacon.beacon([{"interval": 1}])
+    assert len(sent) == 3  # once per ACK_WAIT
+    beacon.acked = {f"{ZONE_A}/web": 2}
+    clock["t"] += beacon.ACK_WAIT * 10
+    beacon.beacon([{"interval": 1}])
+    assert len(sent) == 3
+    assert beacon._WAITING == {}
+
+
+def test_a_record_is_sent_again_only_resends_times_then_a_warning(beacon, tmp_path, clock, monkeypatch):
+    sent, warnings = [], []
+    monkeypatch.setattr(beacon.log, "warning", lambda msg, *args: warnings.append(msg % args))
+    setup_beacon(beacon, tmp_path, "1 10 master web 192.0.2.100 101 net0\n", sent)
+    for _ in range(beacon.RESENDS + 5):
+        beacon.beacon([{"interval": 1}])
+        clock["t"] += beacon.ACK_WAIT
+    assert sent == [("ucarp/web/master", 1)] * (1 + beacon.RESENDS)
+    assert len(warnings) == 1
+    assert f"record 1 of {ZONE_A}/web (cluster web, zone web-a)" in warnings[0]
+    assert "reactor" in warnings[0]
+
+
+def test_a_new_record_starts_the_wait_again(beacon, tmp_path, clock):
+    sent = []
+    setup_beacon(beacon, tmp_path, "1 10 backup web 192.0.2.100 101 net0\n", sent)
+    beacon.beacon([{"interval": 1}])
+    beacon.beacon([{"interval": 1}])
+    clock["t"] += beacon.ACK_WAIT - 1
+    zone_root(tmp_path, "1 10 backup web 192.0.2.100 101 net0\n2 20 master web 192.0.2.100 101 net0\n")
+    beacon.beacon([{"interval": 1}])  # record 2 is new: sent, and its own wait begins
+    clock["t"] += beacon.ACK_WAIT - 1  # record 1 would have been due long ago
+    beacon.beacon([{"interval": 1}])
+    assert sent == [("ucarp/web/backup", 1), ("ucarp/web/master", 2)]
+    clock["t"] += 1
+    beacon.beacon([{"interval": 1}])
+    assert sent[2:] == [("ucarp/web/master", 2)]
+
+
+def test_a_resend_the_master_did_not_take_is_tried_again(beacon, tmp_path, clock):
+    sent = []
+    text = "1 10 master web 192.0.2.100 101 net0\n"
+    setup_beacon(beacon, tmp_path, text, sent)
+    beacon.beacon([{"interval": 1}])
+    beacon.beacon([{"interval": 1}])
+    clock["t"] += beacon.ACK_WAIT
+    setup_beacon(beacon, tmp_path, text, sent, fail_after=0)  # the master is away
+    beacon.beacon([{"interval": 1}])
+    assert beacon._WAITING[f"{ZONE_A}/web"]["tries"] == 0
+    setup_beacon(beacon, tmp_path, text, sent)
+    beacon.beacon([{"interval": 1}])
+    assert sent == [("ucarp/web/master", 1)] * 2
+    assert beacon._WAITING[f"{ZONE_A}/web"]["tries"] == 1
+
+
+def test_every_record_names_its_cursor_for_the_acknowledgement(beacon, tmp_path):
+    sent = []
+    setup_health_beacon(beacon, tmp_path, sent)
+    beacon.beacon([{"interval": 1}])
+    assert {(tag.split("/")[2] == "health", data["ack"]) for tag, data in sent} == {
+        (False, f"{ZONE_A}/web"),
+        (True, f"{ZONE_A}/web/health"),
+    }
+
+
 def test_beacon_survives_a_bad_pillar(beacon):
     def broken():
         raise RuntimeError("ucarp: the pillar has 1 problem(s)")
@@ -160,6 +246,10 @@ class FakeLocal:
         else:
             ret = True
         return {host: {"ret": ret, "retcode": 0} for host in tgt}
+
+    def cmd_async(self, tgt, fun, arg=(), tgt_type="glob"):
+        self.calls.append((tgt, fun, list(arg), tgt_type))
+        return "20261126000000000000"
 
 
 @pytest.fixture
@@ -252,6 +342,40 @@ def test_repeats_are_ignored_and_gaps_filled_in_order(runner):
     assert runner.transition(*event(seq=2)) == {"duplicate": 2}
 
 
+def acks(runner):
+    return [c for c in runner.local.calls if c[1] == "ucarp.ack"]
+
+
+def test_handled_repeated_and_rejected_records_are_acknowledged_to_their_sender(runner):
+    key = f"{ZONE_B}/web"
+    runner.transition(*event(seq=1, ack=key))
+    runner.transition(*event(seq=1, ack=key))  # a repeat: the first acknowledgement was lost
+    runner.transition(*event(seq=2, ack=key, vhid=7))  # rejected: sending it again would not help
+    assert acks(runner) == [(["gz2"], "ucarp.ack", [key, n], "list") for n in (1, 1, 2)]
+    assert runner.fired[-1][0] == "ucarp/web/alert/rejected"
+
+
+def test_a_health_record_is_acknowledged_with_its_own_cursor(runner):
+    runner.health(*health_event(ack=f"{ZONE_B}/web/health"))
+    assert acks(runner) == [(["gz2"], "ucarp.ack", [f"{ZONE_B}/web/health", 1], "list")]
+
+
+def test_a_record_whose_handling_failed_is_not_acknowledged(runner):
+    def broken(*args):
+        raise RuntimeError("the cache is full")
+
+    runner._save = broken
+    with pytest.raises(RuntimeError):
+        runner.transition(*event(seq=1, ack=f"{ZONE_B}/web"))
+    assert acks(runner) == []  # so the beacon sends it again
+
+
+@pytest.mark.parametrize("ack", [None, "../../etc/passwd", f"{ZONE_B}/web/other", 12])
+def test_only_a_well_formed_cursor_is_acknowledged(runner, ack):
+    runner.transition(*event(seq=1, ack=ack))
+    assert acks(runner) == []
+
+
 def test_two_holders_raise_split_brain(runner):
     runner.local.holders = {"web-a", "web-b"}
     (result,) = runner.transition(*event())
@@ -307,6 +431,7 @@ def setup_health_beacon(beacon, tmp_path, sent, health_path="/var/db/ucarp/web.h
         "ucarp.watch_list": lambda: [dict(node)],
         "ucarp.parse_transitions": UTIL.parse_transitions,
         "ucarp.parse_health": UTIL.parse_health,
+        "ucarp.acks": lambda: dict(beacon.acked),
         "vmadm.list": lambda **kw: [{"uuid": ZONE_A, "alias": "web-a", "zonepath": str(root.parent)}],
     }
 
@@ -346,6 +471,7 @@ def test_beacon_sends_each_health_record_once_in_order_after_the_transitions(bea
         "detail": "tcp 192.0.2.11:80 refused",
         "seq": 1,
         "ts": 100,
+        "ack": f"{ZONE_A}/web/health",
     }
     assert sent[3][1]["detail"] is None
     beacon.beacon([{"interval": 1}])

@@ -176,3 +176,35 @@ def test_status_includes_the_health_of_nodes_with_checks(ucarp, zones):
     assert found["web"]["health"]["seq"] == 3 and found["web"]["health"]["state"] == "healthy"
     assert found["db"]["health"] is None
     assert ("run", "db-a", ["cat", "/var/db/ucarp/db.health"]) not in zones.calls
+
+
+# The beacon's acknowledgements ----------------------------------------------------
+
+
+@pytest.fixture
+def acking(ucarp, tmp_path):
+    ucarp.__opts__["cachedir"] = str(tmp_path / "cache")
+    return ucarp
+
+
+def test_ack_keeps_the_highest_sequence_number_per_cursor(acking):
+    assert acking.acks() == {}
+    assert acking.ack("uuid-a/web", 3) == 3
+    assert acking.ack("uuid-a/web", "2") == 3  # a late acknowledgement of an earlier record
+    assert acking.ack("uuid-a/web/health", 1) == 1
+    assert acking.acks() == {"uuid-a/web": 3, "uuid-a/web/health": 1}
+
+
+def test_acks_are_readable_by_root_only(acking, tmp_path):
+    acking.ack("uuid-a/web", 1)
+    cache = tmp_path / "cache" / "ucarp"
+    assert oct(cache.stat().st_mode & 0o777) == "0o700"
+    assert oct((cache / "beacon-acks.json").stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("text", ["not json", "[1, 2]", '{"uuid-a/web": "x"}'])
+def test_a_damaged_acks_file_reads_as_nothing_acknowledged(acking, tmp_path, text):
+    (tmp_path / "cache" / "ucarp").mkdir(parents=True)
+    (tmp_path / "cache" / "ucarp" / "beacon-acks.json").write_text(text)
+    assert acking.acks() == {}
+    assert acking.ack("uuid-a/web", 2) == 2
