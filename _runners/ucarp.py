@@ -49,7 +49,6 @@ UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 # within REPLY_WAIT instead of waiting all of it out.
 CALL_TIMEOUT = 5
 REPLY_WAIT = 60  # how long to keep asking a hypervisor that does not answer
-HEALTH_ACTIONS = ("eligible", "ineligible", "stepped-down", "kept-vip")
 ACK_KEY_RE = re.compile(r"^[0-9a-f-]{36}/[A-Za-z0-9_-]{1,63}(/health)?$")
 
 
@@ -163,7 +162,7 @@ def _check_event(tag, data, kind="transition"):
         expected = f"ucarp/{cluster}/{what}"
     else:
         what = payload.get("state")
-        good = what in ("healthy", "sick") and payload.get("action") in HEALTH_ACTIONS
+        good = what in ("healthy", "sick") and payload.get("action") in __utils__["ucarp_model.health_actions"]()
         expected = f"ucarp/{cluster}/health/{what}"
     if not isinstance(cluster, str) or not CLUSTER_RE.match(cluster) or not good:
         return sender, None, f"malformed cluster or {'role' if kind == 'transition' else 'health state'}"

@@ -14,7 +14,9 @@ import ipaddress
 import re
 
 TRANSITION_RE = re.compile(r"^(\d+) (\d+) (master|backup) (\S+) (\S+) (\d+) (\S+)$")
-HEALTH_RE = re.compile(r"^(\d+) (\d+) (healthy|sick) (\S+) (eligible|ineligible|stepped-down|kept-vip)(?: (.*))?$")
+# What the agent did about a health change (ucarp-agent's note()).
+HEALTH_ACTIONS = ("eligible", "ineligible", "stepped-down", "kept-vip")
+HEALTH_RE = re.compile(rf"^(\d+) (\d+) (healthy|sick) (\S+) ({'|'.join(HEALTH_ACTIONS)})(?: (.*))?$")
 
 PILLAR_ROOT = "ucarp:clusters"
 STANDARD64 = "d34c301e-10c3-11e4-9b79-5f67ca448df0"
@@ -596,6 +598,11 @@ def node_files(cluster):
 def health_path(cluster):
     """Where a zone's agent records the health changes of ``cluster``."""
     return f"{TRANSITIONS_DIR}/{cluster}.health"
+
+
+def health_actions():
+    """What a health record's ``action`` may be (what the agent did about the change)."""
+    return HEALTH_ACTIONS
 
 
 def parse_health(text, cluster):
