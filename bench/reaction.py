@@ -139,14 +139,19 @@ def watch_takeover(probe, backup, t0):
     raise BenchError(f"{backup.alias} did not answer for the VIP within {TAKEOVER_TIMEOUT:.0f}s")
 
 
-def revive(cluster, bus, node):
-    """``vmadm start`` the stopped zone; wait until it is a healthy backup and the cluster has settled."""
+def revive(cluster, bus, node, stopped):
+    """``vmadm start`` the zone stopped at ``stopped`` (epoch); wait until it is a healthy backup,
+    its backup transition has been answered and the cluster has settled.
+
+    The transition is recorded when its ucarp runs the down hook: at the stop
+    (a clean shutdown, ``--shutdown``) or at the start (the bed kills the zone).
+    """
     started = time.time()
     node.gz.run("vmadm", "start", node.uuid, check=True)
     if poll(lambda: node.svc_state() == "online", SETTLE_TIMEOUT, 0.2) is None:
         raise BenchError(f"{node.alias}: svc:/network/ucarp:{CLUSTER} not online again: {node.svc_state()!r}")
     own = lambda e: (e.data.get("data") or {}).get("zone") == node.alias  # noqa: E731
-    if bus.wait(f"ucarp/{CLUSTER}/backup", started, own, timeout=SETTLE_TIMEOUT) is None:
+    if bus.wait(f"ucarp/{CLUSTER}/backup", stopped, own, timeout=SETTLE_TIMEOUT) is None:
         raise BenchError(f"{node.alias}: no backup transition reported after it started again")
     holder = wait_settled(cluster, bus, started)
     if holder == node.alias:
@@ -179,7 +184,7 @@ def one_run(ctx, index, master_alias):
         f"failover/complete {sample['reaction_s']:.2f}s after that (delivery {sample['delivery_s']:.2f}, "
         f"check {sample['check_s']:.2f}, actions {sample['actions_s']:.2f})"
     )
-    revive(cluster, bus, master)
+    revive(cluster, bus, master, t0)
     return sample, backup.alias
 
 

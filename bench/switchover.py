@@ -362,7 +362,7 @@ def failover_run(ctx, index, master):
         start = prober.wait_steady(master)
         jitter = random.uniform(0, SPEC["advbase"])
         time.sleep(jitter)
-        t0 = time.monotonic()
+        t0, stop_epoch = time.monotonic(), time.time()
         stopped.gz.run("vmadm", "stop", stopped.uuid, check=True)
         t_stopped = time.monotonic()
         answer = poll(lambda: prober.first_answer(backup, t0), FAILOVER_TIMEOUT, 0.05)
@@ -385,7 +385,7 @@ def failover_run(ctx, index, master):
         f"failover {index}: stopped {master}, {backup} answers: gap {sample['gap_s']:.2f}s "
         f"({sample['missed']}/{sample['probes']} probes missed), stop -> answer {sample['stop_to_answer_s']:.2f}s"
     )
-    revive(cluster, bus, stopped)
+    revive(cluster, bus, stopped, stop_epoch)
     app_ready(cluster.bed, client, stopped)
     return sample, backup
 

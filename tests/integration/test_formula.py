@@ -111,6 +111,25 @@ def test_instances_online_and_one_master_per_vip(bed, minions, applied, client):
         )
 
 
+def test_a_backup_starting_again_records_no_transition(minions, applied):
+    """ucarp runs its down hook each time it starts: a backup that starts
+    again has not changed role, and the hook records nothing."""
+    wait_for(lambda: len(holders(minions, "db")) == 1, timeout=30, what="one master of db")
+    (backup,) = [a for a in CLUSTERS["db"]["nodes"] if a not in holders(minions, "db")]
+    gz, _ = node_zone(minions, backup)
+    uuid = uuid_of(gz, backup)
+
+    def records():
+        return gz.zlogin(uuid, "cat /var/db/ucarp/db.transitions").stdout.splitlines()
+
+    last_role = lambda: (records() or ["- - none"])[-1].split()[2]  # noqa: E731
+    wait_for(lambda: last_role() == "backup", timeout=30, what=f"{backup} recorded as backup")
+    before = records()
+    hook = gz.zlogin(uuid, "/opt/local/lib/ucarp/vip-down net0 192.0.2.110 db:102:255.255.255.0")
+    assert hook.returncode == 0, hook.stderr
+    assert records() == before
+
+
 def test_second_apply_changes_nothing(minions, applied):
     assert changed(apply_all(minions, "ucarp")) == {}
 
