@@ -115,7 +115,10 @@ def _cmd(hosts, fun, args=(), kwarg=None):
         missing = [h for h in hosts if h not in replies]
         got = _local().cmd(missing, fun, list(args), kwarg=kwarg, tgt_type="list", timeout=CALL_TIMEOUT,
                            full_return=True)  # fmt: skip
-        replies.update({h: r for h, r in got.items() if isinstance(r, dict) and "ret" in r})
+        # A minion that did not answer is left out, or (saltutil.find_job
+        # found no such job: it dropped it) reported as "no_return".
+        answered = {h: r for h, r in got.items() if isinstance(r, dict) and "ret" in r}
+        replies.update({h: r for h, r in answered.items() if r.get("out") != "no_return"})
         if len(replies) == len(hosts) or time.time() >= deadline:
             return replies
         time.sleep(1)
@@ -213,24 +216,27 @@ def _run_actions(cluster, zone, host, role):
 
 
 def _holders(cluster):
-    """The zones holding the VIP, and the hypervisors that did not answer."""
+    """The zones holding the VIP, and the hypervisors that did not say (no
+    answer, or an error instead of the answer)."""
     hosts = sorted({node["host"] for node in cluster["nodes"].values()})
     replies = _cmd(hosts, "ucarp.holders", [cluster["name"]])
-    found = []
+    found, said = [], set()
     for host, reply in replies.items():
         if isinstance(reply.get("ret"), dict):
+            said.add(host)
             found += [{"zone": zone, "gz": host} for zone, held in reply["ret"].items() if held is True]
-    return sorted(found, key=lambda h: h["zone"]), sorted(set(hosts) - set(replies))
+    return sorted(found, key=lambda h: h["zone"]), sorted(set(hosts) - said)
 
 
 def _check(cluster, settle):
-    """Who holds the VIP once it settles (bounded: ``settle`` seconds)."""
+    """Who holds the VIP once it settles (bounded: ``settle`` seconds), and
+    the hypervisors that never answered."""
     deadline = time.time() + settle
     found, silent = _holders(cluster)
     while (len(found) != 1 or silent) and time.time() < deadline:
         time.sleep(0.5)
         found, silent = _holders(cluster)
-    return found
+    return found, silent
 
 
 def _process(item, state):
@@ -243,16 +249,16 @@ def _process(item, state):
     cluster = item["model"]
     name = cluster["name"]
     timings = {"transition": item["ts"], "received": item["received"]}
-    found = _check(cluster, settle=cluster["advbase"] * cluster["deadratio"] + 3)
+    found, silent = _check(cluster, settle=cluster["advbase"] * cluster["deadratio"] + 3)
     timings["checked"] = time.time()
     transition = {k: item[k] for k in ("zone", "gz", "role", "seq", "ts")}
     state["last"] = dict(transition, received=item["received"])
     report = {"cluster": name, "vip": cluster["vip"], "transition": transition}
     if len(found) != 1:
         kind = "no-master" if not found else "split-brain"
-        state["alert"] = {"kind": kind, "holders": found, "at": time.time()}
-        _fire(f"ucarp/{name}/alert/{kind}", dict(report, holders=found, timings=timings))
-        return {"alert": kind, "holders": found}
+        state["alert"] = {"kind": kind, "holders": found, "silent": silent, "at": time.time()}
+        _fire(f"ucarp/{name}/alert/{kind}", dict(report, holders=found, silent=silent, timings=timings))
+        return {"alert": kind, "holders": found, "silent": silent}
     master = found[0]
     actions = _run_actions(cluster, master["zone"], master["gz"], "master")
     for alias, node in sorted(cluster["nodes"].items()):

@@ -393,7 +393,14 @@ def test_no_holder_raises_no_master(runner):
     assert runner.fired[0][0] == "ucarp/web/alert/no-master"
 
 
-def test_a_hypervisor_that_missed_the_job_is_asked_again(runner):
+NO_RESPONSE = {"out": "no_return", "ret": "Minion did not return. [No response]\n...", "retcode": 1}
+
+
+@pytest.mark.parametrize("missing", [None, NO_RESPONSE], ids=["left-out", "no-response"])
+def test_a_hypervisor_that_missed_the_job_is_asked_again(runner, missing):
+    """LocalClient.cmd leaves a silent minion out, or (when saltutil.find_job
+    finds the job gone: it dropped it, just after a master restart) reports it
+    as not returning: neither is an answer."""
     answer = runner.local.cmd
     dropped = []
 
@@ -401,11 +408,29 @@ def test_a_hypervisor_that_missed_the_job_is_asked_again(runner):
         reply = answer(tgt, fun, *args, **kwargs)
         if fun == "ucarp.holders" and "gz2" in reply and not dropped:
             dropped.append(reply.pop("gz2"))  # gz2 has just reconnected to a restarted master
+            if missing:
+                reply["gz2"] = dict(missing)
         return reply
 
     runner.local.cmd = first_job_lost
     (result,) = runner.transition(*event())
     assert dropped and result["complete"] == {"zone": "web-b", "gz": "gz2"}
+
+
+def test_a_hypervisor_that_never_answers_is_named_in_the_alert(runner):
+    answer = runner.local.cmd
+
+    def gz2_silent(tgt, fun, *args, **kwargs):
+        reply = answer(tgt, fun, *args, **kwargs)
+        if "gz2" in reply:
+            reply["gz2"] = dict(NO_RESPONSE)
+        return reply
+
+    runner.local.cmd = gz2_silent
+    (result,) = runner.transition(*event())
+    assert result == {"alert": "no-master", "holders": [], "silent": ["gz2"]}
+    tag, data = runner.fired[-1]
+    assert tag == "ucarp/web/alert/no-master" and data["silent"] == ["gz2"]
 
 
 # The beacon: health records -----------------------------------------------------
