@@ -65,6 +65,10 @@ MANIFEST_PATH = "/opt/local/lib/svc/manifest/ucarp.xml"
 TRANSITIONS_DIR = "/var/db/ucarp"
 SERVICE = "svc:/network/ucarp"
 HOOK_FILES = ("ucarp-method", "ucarp-agent", "vip-hook", "vip-up", "vip-down")
+# The ones a running instance has read: a change restarts it.  ucarp runs
+# the others afresh at each transition, so their change needs no restart
+# (and a restart of the master's ucarp would move its VIP).
+RESTART_FILES = ("ucarp-method", "ucarp-agent")
 # What a planned switchover asks of one node's ucarp, through the runtime
 # override file its agent reads when the instance is refreshed.
 OVERRIDES = ("preempt", "slow", "keep-vip")
@@ -464,6 +468,7 @@ def host_plan(model, host):
         "manifest_path": MANIFEST_PATH,
         "lib": LIB,
         "hooks": [f"{LIB}/{name}" for name in HOOK_FILES],
+        "restart_on": [f"{LIB}/{name}" for name in RESTART_FILES],
     }
 
 

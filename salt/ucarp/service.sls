@@ -33,7 +33,7 @@ ucarp-service-running-{{ node.cluster }}-{{ node.alias }}:
       - zone_file: ucarp-config-file-managed-{{ node.cluster }}-{{ node.alias }}
       - zone_file: ucarp-passfile-managed-{{ node.cluster }}-{{ node.alias }}
       - zone_file: ucarp-checks-file-{{ 'managed' if node.checks else 'absent' }}-{{ node.cluster }}-{{ node.alias }}
-{%-   for hook in ucarp.hooks %}
+{%-   for hook in ucarp.restart_on %}
       - zone_file: ucarp-hook-file-managed-{{ node.alias }}-{{ salt['file.basename'](hook) }}
 {%-   endfor %}
 {%- endfor %}

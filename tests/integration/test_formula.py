@@ -152,6 +152,31 @@ def test_test_mode_predicts_and_changes_nothing(minions, set_pillar, applied):
     assert changed(apply_all(minions, "ucarp")) == {}  # and nothing was written
 
 
+def test_a_hook_change_restarts_nothing_an_agent_change_restarts_its_zone(minions, applied):
+    """ucarp runs vip-hook afresh at each transition: rewriting it must not
+    restart ucarp (a restart of the master would move its VIP).  The agent
+    runs for the instance's life: its change restarts the zone's instances."""
+    wait_for(lambda: len(holders(minions, "db")) == 1, timeout=30, what="one master of db")
+    (backup,) = [a for a in CLUSTERS["db"]["nodes"] if a not in holders(minions, "db")]
+    gz, _ = node_zone(minions, backup)
+    uuid = uuid_of(gz, backup)
+    pids = {(a, c): ucarp_pid(minions, a, c) for c, cl in CLUSTERS.items() for a in cl["nodes"]}
+    assert gz.zlogin(uuid, "echo '# edited by hand' >> /opt/local/lib/ucarp/vip-hook").returncode == 0
+    assert set(changed(apply_all(minions, "ucarp"))) == {f"ucarp-hook-file-managed-{backup}-vip-hook"}
+    assert {k: ucarp_pid(minions, *k) for k in pids} == pids
+    assert gz.zlogin(uuid, "echo '# edited by hand' >> /opt/local/lib/ucarp/ucarp-agent").returncode == 0
+    assert set(changed(apply_all(minions, "ucarp"))) == {
+        f"ucarp-hook-file-managed-{backup}-ucarp-agent",
+        f"ucarp-service-running-db-{backup}",
+    }
+    wait_for(lambda: svc_state(minions, backup, "db") == "online", timeout=60, what=f"db in {backup} online")
+    after = wait_for(lambda: ucarp_pid(minions, backup, "db"), timeout=60, what=f"ucarp of db in {backup}")
+    assert after != pids[backup, "db"]
+    assert {k: ucarp_pid(minions, *k) for k in pids if k != (backup, "db")} == {
+        k: v for k, v in pids.items() if k != (backup, "db")
+    }
+
+
 def test_password_change_restarts_only_its_cluster(minions, set_pillar, applied):
     web_before = {alias: ucarp_pid(minions, alias, "web") for alias in CLUSTERS["web"]["nodes"]}
     db_before = {alias: ucarp_pid(minions, alias, "db") for alias in CLUSTERS["db"]["nodes"]}

@@ -212,6 +212,10 @@ def test_host_plan_and_options_file():
     ]
     assert "s3cret" not in repr(plan)
     assert model_util.host_plan(model, "gz9") == dict(plan, zones=[], nodes=[])
+    # A change of what the running instance has read restarts it; the hooks
+    # ucarp runs afresh at each transition do not.
+    assert plan["restart_on"] == ["/opt/local/lib/ucarp/ucarp-method", "/opt/local/lib/ucarp/ucarp-agent"]
+    assert set(plan["restart_on"]) < set(plan["hooks"])
 
 
 def test_manifest_is_a_valid_service_bundle(tmp_path):
