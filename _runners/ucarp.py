@@ -387,6 +387,10 @@ def status(tgt="*", timeout=30):
     Show every UCARP cluster: VIP, master zone and hypervisor, backups (each
     with its zone state, SMF state and health), last transition and alert.
 
+    A cluster with a node on a hypervisor that did not answer lists that
+    hypervisor in ``silent``; if no answering node holds the VIP, its alert
+    is ``unknown`` (the master may be the silent one), not ``no-master``.
+
     tgt
         The hypervisors to ask (``*``: every minion; those without the
         formula are skipped).
@@ -399,16 +403,26 @@ def status(tgt="*", timeout=30):
         salt-run ucarp.status --out=json
     """
     clusters = {}
-    for name, nodes in _fleet(tgt, timeout).items():
+    fleet, silent = _fleet(tgt, timeout)
+    hosted = _silent_clusters(silent)
+    for name in sorted(set(fleet) | set(hosted)):
+        nodes = fleet.get(name, [])
         masters = [n for n in nodes if n.pop("holds_vip")]
-        info = clusters[name] = {"vip": nodes[0]["vip"], "vhid": nodes[0]["vhid"]}
+        vip = nodes[0]["vip"] if nodes else hosted[name]["vip"]
+        vhid = nodes[0]["vhid"] if nodes else hosted[name]["vhid"]
+        info = clusters[name] = {"vip": vip, "vhid": vhid}
         info["master"] = masters[0] if len(masters) == 1 else None
         info["backups"] = [n for n in nodes if n not in masters]
         for node in nodes:
             del node["vip"], node["vhid"]
+        if name in hosted:
+            info["silent"] = hosted[name]["hosts"]
         state = _load(name) if CLUSTER_RE.match(name) else {}
         info["last_transition"] = state.get("last")
-        if len(masters) != 1:
+        if not masters and name in hosted:
+            # The master may be on a hypervisor that did not answer.
+            info["alert"] = {"kind": "unknown", "holders": [], "silent": hosted[name]["hosts"]}
+        elif len(masters) != 1:
             info["alert"] = {"kind": "no-master" if not masters else "split-brain", "holders": masters}
         elif (masters[0].get("health") or {}).get("action") == "kept-vip":
             info["alert"] = {"kind": "all-unhealthy", "holders": masters}
@@ -418,17 +432,34 @@ def status(tgt="*", timeout=30):
 
 
 def _fleet(tgt="*", timeout=30):
-    """Every node the hypervisors report, by cluster (``ucarp.status`` on each)."""
-    replies = _local().cmd(tgt, "ucarp.status", timeout=timeout)
-    clusters = {}
-    for gz, entries in sorted(replies.items()):
-        if not isinstance(entries, list):
+    """Every node the hypervisors report, by cluster (``ucarp.status`` on
+    each), and the minions that did not answer."""
+    replies = _local().cmd(tgt, "ucarp.status", timeout=timeout, full_return=True)
+    clusters, silent = {}, []
+    for gz, reply in sorted(replies.items()):
+        if isinstance(reply, dict) and reply.get("out") == "no_return":
+            silent.append(gz)
             continue
+        entries = reply.get("ret") if isinstance(reply, dict) else None
+        if not isinstance(entries, list):
+            continue  # a minion without the formula
         for entry in entries:
             node = {k: entry.get(k) for k in ("zone", "zone_state", "service", "health", "vip", "vhid")}
             node.update(gz=gz, holds_vip=bool(entry.get("holds_vip")))
             clusters.setdefault(entry["cluster"], []).append(node)
-    return clusters
+    return clusters, silent
+
+
+def _silent_clusters(silent):
+    """The clusters that, by pillar, have a node on a hypervisor that did not
+    answer: name -> vip, vhid and those hypervisors."""
+    hosted = {}
+    for gz in silent:
+        for name, cluster in _model(gz).items():
+            if any(node["host"] == gz for node in cluster["nodes"].values()):
+                entry = hosted.setdefault(name, {"vip": cluster["vip"], "vhid": cluster["vhid"], "hosts": []})
+                entry["hosts"].append(gz)
+    return hosted
 
 
 # Planned switchover -----------------------------------------------------------
@@ -597,7 +628,7 @@ def switchover(cluster, to=None, tgt="*"):
     try:
         if not isinstance(cluster, str) or not CLUSTER_RE.match(cluster):
             raise _Refused(f"{cluster!r} is not a cluster name")
-        nodes = _fleet(tgt).get(cluster)
+        nodes = _fleet(tgt)[0].get(cluster)
         if not nodes:
             raise _Refused(f"no hypervisor reports cluster {cluster}")
         model = _model(nodes[0]["gz"]).get(cluster)

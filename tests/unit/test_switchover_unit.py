@@ -76,20 +76,23 @@ class Fleet:
                 self.record(zone, what)
 
     def status(self):
-        replies = {"gz9": "'ucarp.status' is not available."}  # a minion without the formula
+        """LocalClient.cmd('*', 'ucarp.status', full_return=True)."""
+        replies = {"gz9": {"ret": "'ucarp.status' is not available.", "retcode": 254}}  # without the formula
         for zone, node in sorted(self.nodes.items()):
-            if node["gz"] not in self.silent:
-                entry = {k: v for k, v in node.items() if k != "gz"}
-                entry.update(cluster="web", zone=zone, vip=VIP, vhid=101, holds_vip=zone in self.holding)
-                entry["last_transition"] = self.last[zone]
-                replies.setdefault(node["gz"], []).append(entry)
+            if node["gz"] in self.silent:
+                replies[node["gz"]] = {"out": "no_return", "ret": "Minion did not return. [No response]", "retcode": 1}
+                continue
+            entry = {k: v for k, v in node.items() if k != "gz"}
+            entry.update(cluster="web", zone=zone, vip=VIP, vhid=101, holds_vip=zone in self.holding)
+            entry["last_transition"] = self.last[zone]
+            replies.setdefault(node["gz"], {"ret": [], "retcode": 0})["ret"].append(entry)
         return replies
 
     def cmd(self, tgt, fun, arg=(), kwarg=None, timeout=None, full_return=False, tgt_type="glob"):
         self.settle()
         self.calls.append((fun, list(arg), kwarg))
         if fun == "ucarp.status":
-            assert (tgt, tgt_type, full_return, arg, kwarg) == ("*", "glob", False, (), None)
+            assert (tgt, tgt_type, full_return, arg, kwarg) == ("*", "glob", True, (), None)
             return self.status()
         assert tgt_type == "list" and full_return
         answering = [gz for gz in tgt if gz not in self.silent]
@@ -405,3 +408,28 @@ def test_status_shows_no_alert_for_a_healthy_master(runner):
     assert info["master"]["zone"] == "web-a" and info["alert"] is None
     runner.fleet.holding.add("web-b")
     assert runner.status()["web"]["alert"]["kind"] == "split-brain"
+
+
+def test_status_names_a_silent_hypervisor_and_does_not_guess_the_master(runner):
+    runner.fleet.silent = {"gz1"}  # web-a, the master, is there
+    info = runner.status()["web"]
+    assert info["master"] is None
+    assert [b["zone"] for b in info["backups"]] == ["web-b", "web-c"]
+    assert info["silent"] == ["gz1"]
+    assert info["alert"] == {"kind": "unknown", "holders": [], "silent": ["gz1"]}
+
+
+def test_status_with_a_silent_backup_still_shows_the_master(runner):
+    runner.fleet.silent = {"gz2"}
+    info = runner.status()["web"]
+    assert info["master"]["zone"] == "web-a" and info["alert"] is None
+    assert info["silent"] == ["gz2"]
+    assert [b["zone"] for b in info["backups"]] == ["web-c"]
+
+
+def test_status_shows_a_cluster_whose_every_hypervisor_is_silent(runner):
+    runner.fleet.silent = {"gz1", "gz2", "gz3"}
+    info = runner.status()["web"]
+    assert (info["vip"], info["vhid"], info["master"], info["backups"]) == (VIP, 101, None, [])
+    assert info["silent"] == ["gz1", "gz2", "gz3"]
+    assert info["alert"]["kind"] == "unknown"
