@@ -50,6 +50,7 @@ bench: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bench/failover.py --runs 10
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bench/reaction.py --runs 10
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bench/switchover.py --runs 10
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bench/scale.py
 
 # Build the SPM package into build/ (spm local install build/ucarp-*.spm).
 spm: setup
