@@ -485,6 +485,17 @@ def run(bed, workdir, args):
         adverts.close()
 
 
+def bed_ready(script):
+    """Whether the test bed can run here (else why not, on stderr); from now on
+    SIGTERM ends a run as Ctrl-C does, so the bed is removed either way."""
+    problem = simbed.unavailable()
+    if problem:
+        print(f"bench/{script} {problem}", file=sys.stderr)
+        return False
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    return True
+
+
 def new_record(benchmark, settings):
     """What every benchmark's JSON starts with: what, when, where, how."""
     return {
@@ -499,11 +510,8 @@ def new_record(benchmark, settings):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    problem = simbed.unavailable()
-    if problem:
-        print(f"bench/failover.py {problem}", file=sys.stderr)
+    if not bed_ready("failover.py"):
         return 1
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     record = new_record(
         "unplanned failover: vmadm stop of the VIP holder -> VIP answering the client from the backup",
         {

@@ -45,7 +45,7 @@ REPO = os.path.dirname(BENCH_DIR)
 sys.path.insert(0, os.path.join(REPO, "demo"))
 sys.path.insert(0, os.path.join(REPO, "tests", "sim"))
 
-from failover import AdvertLog, BenchError, Probe, loadavg, new_record, percentile, poll, say, write_json  # noqa: E402
+from failover import AdvertLog, BenchError, Probe, bed_ready, loadavg, new_record, percentile, poll, say, write_json  # noqa: E402
 from saltcluster import PILLAR, WEB, SaltCluster, SaltError, install_app, unanswered, zone_uuid  # noqa: E402
 
 from smartos_sim import bed as simbed  # noqa: E402
@@ -291,11 +291,8 @@ def measure(bed, holder, runs):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    problem = simbed.unavailable()
-    if problem:
-        print(f"bench/reaction.py {problem}", file=sys.stderr)
+    if not bed_ready("reaction.py"):
         return 1
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     record = new_record(
         "reaction: backup takes the VIP (client's view) -> ucarp/web/failover/complete on the master bus",
         {

@@ -31,7 +31,6 @@ Run as root: ``.venv/bin/python bench/scale.py``.
 
 import argparse
 import os
-import signal
 import statistics
 import sys
 import time
@@ -41,7 +40,7 @@ REPO = os.path.dirname(BENCH_DIR)
 sys.path.insert(0, os.path.join(REPO, "demo"))
 sys.path.insert(0, os.path.join(REPO, "tests", "sim"))
 
-from failover import BenchError, loadavg, new_record, poll, say, write_json  # noqa: E402
+from failover import BenchError, bed_ready, loadavg, new_record, poll, say, write_json  # noqa: E402
 from saltcluster import SaltCluster, SaltError, unanswered  # noqa: E402
 
 from smartos_sim import bed as simbed  # noqa: E402
@@ -195,11 +194,8 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    problem = simbed.unavailable()
-    if problem:
-        print(f"bench/scale.py {problem}", file=sys.stderr)
+    if not bed_ready("scale.py"):
         return 1
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     record = new_record(
         "scale: apply, convergence, status and beacon cost against the number of clusters",
         {"sizes": args.sizes, "beacon_interval_s": 1, "idle_window_s": IDLE_S, "nodes_per_cluster": 2},

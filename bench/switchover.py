@@ -79,7 +79,7 @@ REPO = os.path.dirname(BENCH_DIR)
 sys.path.insert(0, os.path.join(REPO, "demo"))
 sys.path.insert(0, os.path.join(REPO, "tests", "sim"))
 
-from failover import AdvertLog, BenchError, loadavg, new_record, poll, say, write_json  # noqa: E402
+from failover import AdvertLog, BenchError, bed_ready, loadavg, new_record, poll, say, write_json  # noqa: E402
 from reaction import Node, apply_states, revive, summarise, wait_settled  # noqa: E402
 from saltcluster import WEB, SaltCluster, SaltError, tail  # noqa: E402
 
@@ -470,11 +470,8 @@ def show_logs(cluster):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    problem = simbed.unavailable()
-    if problem:
-        print(f"bench/switchover.py {problem}", file=sys.stderr)
+    if not bed_ready("switchover.py"):
         return 1
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     record = new_record(
         "switchover gap: salt-run ucarp.switchover, VIP not answering a client; beside it the unplanned failover gap",
         {
