@@ -496,6 +496,14 @@ def bed_ready(script):
     return True
 
 
+def close_record(record, path, **fields):
+    """Add the end load average and ``fields`` to ``record``, write it to
+    ``path``; the closing line to print."""
+    record.update(loadavg_end=loadavg(), **fields)
+    write_json(record, path)
+    return f"load average: start {record['loadavg_start']}, end {record['loadavg_end']}; written to {path}"
+
+
 def new_record(benchmark, settings):
     """What every benchmark's JSON starts with: what, when, where, how."""
     return {
@@ -539,16 +547,16 @@ def main(argv=None):
         say("removing the test bed")
         bed.destroy()
         shutil.rmtree(workdir, ignore_errors=True)
-    record.update(
-        loadavg_end=loadavg(),
+    closing = close_record(
+        record,
+        args.output,
         results=results,
         ratios={key: ratios(results, key) for key in ("failover_s", "last_advert_to_answer_s")},
     )
-    write_json(record, args.output)
     print(table(results, "failover_s", "Failover: vmadm stop of the holder -> VIP answering from the backup"))
     print()
     print(table(results, "last_advert_to_answer_s", "From the old master's last advert -> VIP answering"))
-    print(f"\nload average: start {record['loadavg_start']}, end {record['loadavg_end']}; written to {args.output}")
+    print(f"\n{closing}")
     return 0
 
 

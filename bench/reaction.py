@@ -45,7 +45,17 @@ REPO = os.path.dirname(BENCH_DIR)
 sys.path.insert(0, os.path.join(REPO, "demo"))
 sys.path.insert(0, os.path.join(REPO, "tests", "sim"))
 
-from failover import AdvertLog, BenchError, Probe, bed_ready, loadavg, new_record, percentile, poll, say, write_json  # noqa: E402
+from failover import (  # noqa: E402
+    AdvertLog,
+    BenchError,
+    Probe,
+    bed_ready,
+    close_record,
+    new_record,
+    percentile,
+    poll,
+    say,
+)
 from saltcluster import PILLAR, WEB, SaltCluster, SaltError, install_app, unanswered, zone_uuid  # noqa: E402
 
 from smartos_sim import bed as simbed  # noqa: E402
@@ -321,10 +331,9 @@ def main(argv=None):
             holder[0].stop()
         bed.destroy()
     summary = {key: summarise(samples, key) for key in METRICS}
-    record.update(loadavg_end=loadavg(), summary=summary, samples=samples)
-    write_json(record, args.output)
+    closing = close_record(record, args.output, summary=summary, samples=samples)
     print(table(summary))
-    print(f"\nload average: start {record['loadavg_start']}, end {record['loadavg_end']}; written to {args.output}")
+    print(f"\n{closing}")
     return 0
 
 

@@ -40,7 +40,7 @@ REPO = os.path.dirname(BENCH_DIR)
 sys.path.insert(0, os.path.join(REPO, "demo"))
 sys.path.insert(0, os.path.join(REPO, "tests", "sim"))
 
-from failover import BenchError, bed_ready, loadavg, new_record, poll, say, write_json  # noqa: E402
+from failover import BenchError, bed_ready, close_record, new_record, poll, say  # noqa: E402
 from saltcluster import SaltCluster, SaltError, unanswered  # noqa: E402
 
 from smartos_sim import bed as simbed  # noqa: E402
@@ -210,10 +210,9 @@ def main(argv=None):
     except (BenchError, SaltError) as exc:
         say(f"failed: {exc}")
         return 1
-    record.update(loadavg_end=loadavg(), samples=samples)
-    write_json(record, args.output)
+    closing = close_record(record, args.output, samples=samples)
     print(table(samples))
-    print(f"\nload average: start {record['loadavg_start']}, end {record['loadavg_end']}; written to {args.output}")
+    print(f"\n{closing}")
     return 0
 
 

@@ -79,7 +79,7 @@ REPO = os.path.dirname(BENCH_DIR)
 sys.path.insert(0, os.path.join(REPO, "demo"))
 sys.path.insert(0, os.path.join(REPO, "tests", "sim"))
 
-from failover import AdvertLog, BenchError, bed_ready, loadavg, new_record, poll, say, write_json  # noqa: E402
+from failover import AdvertLog, BenchError, bed_ready, close_record, new_record, poll, say  # noqa: E402
 from reaction import Node, apply_states, revive, summarise, wait_settled  # noqa: E402
 from saltcluster import WEB, SaltCluster, SaltError, tail  # noqa: E402
 
@@ -512,10 +512,9 @@ def main(argv=None):
     totals = {kind: probe_totals(results[kind]) for kind in ("switchovers", "failovers")}
     if results["baseline"]:
         totals["baseline"] = {k: results["baseline"][k] for k in ("probes", "missed")}
-    record.update(loadavg_end=loadavg(), duration_s=round(time.monotonic() - began, 1), summary=summary,
-                  probe_totals=totals, baseline=results["baseline"],
-                  samples={k: results[k] for k in ("switchovers", "failovers")})  # fmt: skip
-    write_json(record, args.output)
+    closing = close_record(record, args.output, duration_s=round(time.monotonic() - began, 1), summary=summary,
+                           probe_totals=totals, baseline=results["baseline"],
+                           samples={k: results[k] for k in ("switchovers", "failovers")})  # fmt: skip
     print(table(summary))
     print(
         f"\nprobe resolution {PROBE_INTERVAL * 1000:.0f} ms (a gap is 0, or at least two intervals); "
@@ -524,8 +523,7 @@ def main(argv=None):
     if results["baseline"]:
         b = results["baseline"]
         print(f"baseline ({b['seconds']:.0f}s, nothing happening): {b['missed']} of {b['probes']} probes missed")
-    print(f"load average: start {record['loadavg_start']}, end {record['loadavg_end']}; "
-          f"{record['duration_s']:.0f}s; written to {args.output}")  # fmt: skip
+    print(f"{closing}; took {record['duration_s']:.0f}s")
     return 0
 
 
