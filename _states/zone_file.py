@@ -15,6 +15,7 @@ import hashlib
 import logging
 import re
 
+import salt.utils.data
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,10 @@ def _wanted(contents, source, contents_pillar):
         if text is None or text is False:
             raise SaltInvocationError(f"zone_file: the source {source} was not found on the master")
         return text
-    # Salt 3008 masks pillar values ("**********") unless asked for them.
-    text = __salt__["pillar.get"](contents_pillar, unmask=True)
+    # The in-memory pillar holds plain values on every Salt version. Salt
+    # 3008's pillar.get masks them ("**********") unless called with
+    # unmask=True, a keyword that 3006 and 3007 refuse with a TypeError.
+    text = salt.utils.data.traverse_dict_and_list(__pillar__, contents_pillar, None)
     if text is None or text == "" or text is False:
         raise SaltInvocationError(f"zone_file: the pillar key {contents_pillar} is missing or empty")
     return text if isinstance(text, str) else str(text)

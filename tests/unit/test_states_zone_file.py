@@ -12,10 +12,15 @@ PATH = "/opt/local/etc/ucarp/web.conf"
 SECRET = "s3cr3t-VIP-password"
 
 
-def fake_pillar_get(key, default="", unmask=None):
-    """pillar.get of Salt 3008: masked unless unmask=True."""
-    value = {"ucarp:clusters:web:password": SECRET}.get(key, default)
-    return value if unmask or not value else "**********"
+def pillar():
+    """The in-memory pillar, as the minion holds it: on Salt 3008 a masked
+    dict (plain values inside, ``**********`` when shown), plain on 3006/3007."""
+    data = {"ucarp": {"clusters": {"web": {"password": SECRET}}}}
+    try:
+        import salt.utils.secret  # new in Salt 3008
+    except ImportError:
+        return data
+    return salt.utils.secret.hide(data)
 
 
 class FakeZone:
@@ -51,7 +56,6 @@ class FakeZone:
             "zlogin.file_write": self.write,
             "zlogin.file_remove": self.remove,
             "cp.get_file_str": lambda url: {"salt://ucarp/web.conf": "from master\n"}.get(url, False),
-            "pillar.get": fake_pillar_get,
             **extra,
         }
 
@@ -71,7 +75,9 @@ def test_mode(request):
 
 
 def load(zone, test=False, **extra):
-    return load_salt_module("_states", "zone_file", salt=zone.salt(**extra), opts={"test": test})
+    module = load_salt_module("_states", "zone_file", salt=zone.salt(**extra), opts={"test": test})
+    module.__pillar__ = pillar()
+    return module
 
 
 def test_virtual_needs_zlogin(zone):
