@@ -5,7 +5,7 @@ Salt 3008 removed ``smartos_vmadm`` with every other SmartOS module; this
 module takes its place for OS zones and does better where it was weak:
 
 - every function that takes a VM accepts its UUID or its alias; an alias is
-  resolved with one ``vmadm lookup -1`` and an unknown or ambiguous alias is a
+  resolved with one ``vmadm lookup`` and an unknown or ambiguous alias is a
   clear error;
 - reads use JSON (``vmadm lookup -j``, ``vmadm get``), never the
   ``:``-separated ``vmadm list -p`` output that MAC addresses break;
@@ -14,6 +14,14 @@ module takes its place for OS zones and does better where it was weak:
   every write;
 - a failure raises ``CommandExecutionError`` with vmadm's own message;
 - commands run as argument lists, payloads go in as JSON on stdin.
+
+On Salt 3006 and 3007, where Salt's own ``smartos_vmadm`` also loads as
+``vmadm`` in a real global zone, this module is searched first. It takes
+the call shapes of that module (``key=uuid|alias|hostname``, ``order=``,
+``sort=``, properties as keyword arguments, ``from_file=``...) and gives
+the same results, so Salt's ``smartos`` states keep working; the functions
+it does not define (``sysrq``, ``send``, ``receive``, ``reprovision``, the
+snapshots) still come from Salt's module.
 
 :depends: the ``vmadm`` command
 :platform: SmartOS global zone
@@ -24,6 +32,7 @@ import logging
 import re
 
 import salt.utils.path
+import salt.version
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 log = logging.getLogger(__name__)
@@ -34,19 +43,33 @@ __func_alias__ = {"list_": "list"}
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$")
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+OPTION_RE = re.compile(r"^[A-Za-z0-9_]+=[^\s;&|`$<>]*$")
 CACHE = "vmadm.vms"
-ALIASES = "vmadm.aliases"
+RESOLVED = "vmadm.resolved"
 LIST_FIELDS = "uuid,type,ram,state,alias"
+LIST_SORT = "ram,uuid"  # vmadm list's own default
+KEYS = ("uuid", "alias", "hostname")
+
+
+class LookupCountError(CommandExecutionError):
+    """What should name one VM names ``count`` of them (0, or more than 1)."""
+
+    def __init__(self, message, count):
+        super().__init__(message)
+        self.count = count
 
 
 def __virtual__():
+    if salt.version.__version_info__ < (3006,):
+        return (False, f"vmadm: needs Salt 3006 or newer, this is {salt.version.__version__}")
     if salt.utils.path.which("vmadm"):
         return __virtualname__
     return (False, "vmadm: the vmadm command was not found (it exists in a SmartOS global zone)")
 
 
-def _vmadm(*args, stdin=None):
-    """Run vmadm; a non-zero exit raises CommandExecutionError with its message."""
+def _vmadm(*args, stdin=None, check=True):
+    """Run vmadm; a non-zero exit raises CommandExecutionError with its message
+    (unless ``check`` is false: then the caller reads ``retcode``)."""
     res = __salt__["cmd.run_all"](
         ["vmadm", *args],
         python_shell=False,
@@ -54,7 +77,7 @@ def _vmadm(*args, stdin=None):
         ignore_retcode=True,
         output_loglevel="quiet",  # VM objects may carry secrets in their metadata
     )
-    if res["retcode"] != 0:
+    if check and res["retcode"] != 0:
         message = (res.get("stderr") or res.get("stdout") or "").strip()
         raise CommandExecutionError(
             f"vmadm {args[0]}: {message or 'failed with exit status ' + str(res['retcode'])}",
@@ -64,7 +87,7 @@ def _vmadm(*args, stdin=None):
 
 def _forget():
     __context__.pop(CACHE, None)
-    __context__.pop(ALIASES, None)
+    __context__.pop(RESOLVED, None)
 
 
 def _all():
@@ -90,9 +113,21 @@ def _parse_search(search):
     return pairs
 
 
-def _filters(kwargs):
-    """Search terms given as keyword arguments (Salt's own ``__pub_*`` aside)."""
-    return [(k, v) for k, v in kwargs.items() if not k.startswith("__")]
+def _filters(kwargs, function):
+    """Search terms given as keyword arguments (Salt's own ``__pub_*`` aside).
+
+    A keyword that is a property of no VM here is a mistyped argument far
+    more often than a search (``serach=...``): an error naming it, not an
+    empty answer."""
+    pairs = [(k, v) for k, v in kwargs.items() if not k.startswith("__")]
+    vms = _all() if pairs else []
+    for key, _value in pairs:
+        if vms and not any(key in vm for vm in vms):
+            raise SaltInvocationError(
+                f"vmadm: {function} got {key}=..., which is neither one of its arguments nor a property of any VM "
+                "here (dotted or unusual terms go in search=)"
+            )
+    return pairs
 
 
 def _values(vm, key):
@@ -109,13 +144,29 @@ def _values(vm, key):
 
 
 def _text(value):
+    """A value as ``vmadm list -p`` prints it."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
     return "" if value is None else str(value)
 
 
 def _matches(vm, pairs):
-    return all(_text(want) in [_text(v) for v in _values(vm, key)] for key, want in pairs)
+    """Whether ``vm`` matches every term; ``~regex`` values match as vmadm's do."""
+    for key, value in pairs:
+        have = [_text(v) for v in _values(vm, key)]
+        want = _text(value)
+        if want.startswith("~"):
+            try:
+                pattern = re.compile(want[1:])
+            except re.error as exc:
+                raise SaltInvocationError(f"vmadm: {key}={want}: not a regular expression: {exc}") from None
+            if not any(pattern.search(v) for v in have):
+                return False
+        elif want not in have:
+            return False
+    return True
 
 
 def _field(vm, name):
@@ -125,59 +176,108 @@ def _field(vm, name):
     return values[0] if values else None
 
 
-def uuid(vm):
+def _fields(text, what):
+    names = [f.strip() for f in (text.split(",") if isinstance(text, str) else list(text)) if str(f).strip()]
+    if not names:
+        raise SaltInvocationError(f"vmadm: {what} names no field")
+    return names
+
+
+def _sorted(vms, sort):
+    """``vms`` in the order of ``sort`` (``ram,-uuid``: as ``vmadm list -s``)."""
+    ordered = list(vms)
+    for name in reversed(_fields(sort, "sort")):
+        field = name.lstrip("+-")
+
+        def key(vm, field=field):
+            value = _field(vm, field)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            return (value is None, value if number else 0, "" if number else _text(value))
+
+        ordered.sort(key=key, reverse=name.startswith("-"))
+    return ordered
+
+
+def _key(key):
+    if key is None or key in KEYS:
+        return key
+    raise SaltInvocationError(f"vmadm: key must be one of {', '.join(KEYS)}, not {key!r}")
+
+
+def uuid(vm, key=None):
     """
-    Return the UUID of a VM given by UUID or alias.
+    Return the UUID of a VM given by UUID, alias or hostname.
 
     vm
         A VM's UUID, or its alias (letters, digits, ``.``, ``_`` and ``-``).
         An alias must name exactly one VM.
+
+    key
+        What ``vm`` is: ``uuid``, ``alias`` or ``hostname``, as in Salt's
+        own ``smartos_vmadm``. By default a UUID is taken as one and
+        anything else as an alias.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt gz1 vmadm.uuid zoneA
+        salt gz1 vmadm.uuid zoneA.example.com key=hostname
     """
+    key = _key(key)
     if not isinstance(vm, str) or not vm:
         raise SaltInvocationError(f"vmadm: a VM UUID or alias is required, not {vm!r}")
-    if UUID_RE.match(vm):
+    if key in (None, "uuid") and UUID_RE.match(vm):
         return vm.lower()
+    if key == "uuid":
+        raise SaltInvocationError(f"vmadm: key=uuid, but {vm!r} is not a VM UUID")
     if not ALIAS_RE.match(vm):
+        what = "alias" if key is None else key
         raise SaltInvocationError(
-            f"vmadm: {vm!r} is neither a VM UUID nor an alias (letters, digits, '.', '_' and '-')"
+            f"vmadm: {vm!r} is neither a VM UUID nor an {what} (letters, digits, '.', '_' and '-')"
         )
-    aliases = __context__.setdefault(ALIASES, {})
-    if vm not in aliases:
-        try:
-            aliases[vm] = _vmadm("lookup", "-1", f"alias={vm}")["stdout"].strip()
-        except CommandExecutionError as exc:
-            found = re.search(r"found (\d+) results", str(exc))
-            if found and found.group(1) == "0":
-                raise CommandExecutionError(f"vmadm: no VM has the alias '{vm}'") from None
-            if found:
-                raise CommandExecutionError(
-                    f"vmadm: the alias '{vm}' names {found.group(1)} VMs; give the UUID instead"
-                ) from None
-            raise
-    return aliases[vm]
+    key = key or "alias"
+    resolved = __context__.setdefault(RESOLVED, {})
+    if (key, vm) not in resolved:
+        found = json.loads(_vmadm("lookup", "-j", "-o", "uuid", f"{key}={vm}")["stdout"] or "[]")
+        if not found:
+            raise LookupCountError(f"vmadm: no VM has the {key} '{vm}'", 0)
+        if len(found) > 1:
+            raise LookupCountError(f"vmadm: the {key} '{vm}' names {len(found)} VMs; give the UUID instead", len(found))
+        resolved[(key, vm)] = found[0]["uuid"]
+    return resolved[(key, vm)]
 
 
-def list_(search=None, fields=LIST_FIELDS, keyed=True, **filters):
+def list_(search=None, sort=None, order=None, keyed=True, fields=None, **filters):
     """
     List the VMs of this global zone, one ``vmadm`` process for all of them.
+
+    The result is what ``vmadm list -p -o <order>`` prints, as Salt's own
+    ``smartos_vmadm`` returned it, but read from JSON (MAC addresses and
+    IPv6 do not break it): every value as text (``"512"``, ``"true"``, ``""``
+    when unset).
 
     search
         Only VMs matching every ``key=value`` term (a string of
         space-separated terms, a list of them, or a dict). Keys may be dotted
-        and use ``*`` over lists, as vmadm's: ``nics.*.ip=192.0.2.11``.
+        and use ``*`` over lists, as vmadm's: ``nics.*.ip=192.0.2.11``; a
+        value ``~regex`` matches by regular expression.
 
-    fields
-        Comma-separated fields to return (default
+    sort
+        Comma-separated fields to sort by, ``-`` in front for descending
+        (vmadm's ``-s``; default ``ram,uuid``).
+
+    order
+        Comma-separated fields to return (vmadm's ``-o``; default
         ``uuid,type,ram,state,alias``); any VM property, dotted.
 
     keyed
-        Return a dict keyed by UUID (default) rather than a list.
+        Return a dict keyed by the first field (default), each value a dict
+        of the other fields; or, with ``False``, a list of dicts (of values,
+        when there is one field).
+
+    fields
+        Another name for ``order``.
 
     filters
         More ``key=value`` terms given as keyword arguments
@@ -189,29 +289,38 @@ def list_(search=None, fields=LIST_FIELDS, keyed=True, **filters):
 
         salt gz1 vmadm.list
         salt gz1 vmadm.list state=running
-        salt gz1 vmadm.list search='brand=joyent state=running' fields=uuid,alias,nics.0.ip
-        salt gz1 vmadm.list keyed=False
+        salt gz1 vmadm.list search='brand=joyent state=running' order=uuid,alias,nics.0.ip
+        salt gz1 vmadm.list order=alias,ram sort=-ram keyed=False
     """
-    pairs = _parse_search(search) + _filters(filters)
-    names = [f for f in (fields.split(",") if isinstance(fields, str) else list(fields)) if f]
-    rows = {vm["uuid"]: {name: _field(vm, name) for name in names} for vm in _all_matching(pairs)}
-    return rows if keyed else list(rows.values())
+    if order is not None and fields is not None and order != fields:
+        raise SaltInvocationError("vmadm: give order or fields (the same thing), not both")
+    names = _fields(order or fields or LIST_FIELDS, "order")
+    vms = _sorted(_all_matching(_parse_search(search) + _filters(filters, "list")), sort or LIST_SORT)
+    rows = [[_text(_field(vm, name)) for name in names] for vm in vms]
+    if keyed:
+        return {row[0]: dict(zip(names[1:], row[1:], strict=True)) for row in rows}
+    if len(names) == 1:
+        return [row[0] for row in rows]
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def _all_matching(pairs):
     return [vm for vm in _all() if _matches(vm, pairs)]
 
 
-def lookup(search=None, one=False, **filters):
+def lookup(search=None, order=None, one=False, **filters):
     """
     Return whole VM objects matching a search, as ``vmadm lookup -j`` does.
 
     search
         ``key=value`` terms, as for ``vmadm.list``.
 
+    order
+        Comma-separated properties to keep of each object (vmadm's ``-o``).
+
     one
-        Require exactly one match and return it alone (an error otherwise,
-        as ``vmadm lookup -1``).
+        Require exactly one match and return its UUID, as ``vmadm lookup -1``
+        (an error naming the count otherwise).
 
     filters
         More ``key=value`` terms given as keyword arguments (``alias=zoneA``).
@@ -221,19 +330,24 @@ def lookup(search=None, one=False, **filters):
     .. code-block:: bash
 
         salt gz1 vmadm.lookup alias=zoneA
+        salt gz1 vmadm.lookup search='state=running' order=uuid,alias
         salt gz1 vmadm.lookup 'nics.*.nic_tag=admin' one=True
     """
-    found = _all_matching(_parse_search(search) + _filters(filters))
+    pairs = _parse_search(search) + _filters(filters, "lookup")
+    found = _all_matching(pairs)
     if one:
         if len(found) != 1:
-            raise CommandExecutionError(f"vmadm lookup: Requested unique lookup but found {len(found)} results.")
-        return found[0]
+            raise LookupCountError(f"vmadm lookup: Requested unique lookup but found {len(found)} results.", len(found))
+        return found[0]["uuid"]
+    if order:
+        names = _fields(order, "order")
+        return [{name: vm[name] for name in names if name in vm} for vm in found]
     return found
 
 
-def exists(vm):
+def exists(vm, key=None):
     """
-    Tell whether a VM (UUID or alias) exists on this global zone.
+    Tell whether a VM (UUID, alias or hostname) exists on this global zone.
 
     CLI Example:
 
@@ -241,21 +355,25 @@ def exists(vm):
 
         salt gz1 vmadm.exists zoneA
     """
-    if isinstance(vm, str) and UUID_RE.match(vm):
+    if key in (None, "uuid") and isinstance(vm, str) and UUID_RE.match(vm):
         return any(v["uuid"] == vm.lower() for v in _all())
     try:
-        uuid(vm)
-    except CommandExecutionError:
-        return False
+        uuid(vm, key)
+    except LookupCountError as exc:
+        return exc.count > 1
     return True
 
 
-def get(vm):
+def get(vm, key=None):
     """
     Return a VM's whole configuration and state (``vmadm get``).
 
     vm
         UUID or alias.
+
+    key
+        ``uuid``, ``alias`` or ``hostname``: what ``vm`` is (see
+        ``vmadm.uuid``).
 
     CLI Example:
 
@@ -263,11 +381,12 @@ def get(vm):
 
         salt gz1 vmadm.get zoneA
         salt gz1 vmadm.get 5c1b5a8e-0c55-4b2c-8b3a-2d7d0e6d0f7e
+        salt gz1 vmadm.get zoneA.example.com key=hostname
     """
-    return json.loads(_vmadm("get", uuid(vm))["stdout"])
+    return json.loads(_vmadm("get", uuid(vm, key))["stdout"])
 
 
-def state(vm):
+def state(vm, key=None):
     """
     Return a VM's state: ``running``, ``stopped``, ``provisioning``, ...
 
@@ -277,26 +396,23 @@ def state(vm):
 
         salt gz1 vmadm.state zoneA
     """
-    return get(vm)["state"]
+    return get(vm, key)["state"]
 
 
-def info(vm, types=None):
+def info(vm, info_type="all", key=None):
     """
     Return ``vmadm info`` for a VM (KVM and bhyve only; OS zones refuse).
 
-    types
-        Comma-separated info types (``all`` by default).
+    info_type
+        Comma-separated info types: ``all`` (default), ``vnc``, ``block``...
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt gz1 vmadm.info kvm01 types=vnc
+        salt gz1 vmadm.info kvm01 vnc
     """
-    args = ["info", uuid(vm)]
-    if types:
-        args.append(types)
-    return json.loads(_vmadm(*args)["stdout"])
+    return json.loads(_vmadm("info", uuid(vm, key), info_type or "all")["stdout"])
 
 
 def _payload(config, what):
@@ -304,13 +420,31 @@ def _payload(config, what):
         try:
             config = json.loads(config)
         except ValueError as exc:
-            raise SaltInvocationError(f"vmadm: {what} is not valid JSON: {exc}") from None
+            raise SaltInvocationError(
+                f"vmadm: {what} is not valid JSON ({exc}); a payload in a file goes in from_file="
+            ) from None
     if not isinstance(config, dict) or not config:
         raise SaltInvocationError(f"vmadm: {what} must be a non-empty dict of VM properties")
     return config
 
 
-def create(config):
+def _properties(kwargs):
+    """Properties given as keyword arguments (Salt's own ``__pub_*`` aside)."""
+    return {k: v for k, v in kwargs.items() if not k.startswith("__")}
+
+
+def _source(payload, from_file, what):
+    """The vmadm arguments and stdin for a payload given either way, not both."""
+    if from_file is None:
+        return [], json.dumps(payload)
+    if payload:
+        raise SaltInvocationError(f"vmadm: give the {what} in from_file or as properties, not both")
+    if not isinstance(from_file, str) or not from_file.startswith("/") or "\0" in from_file:
+        raise SaltInvocationError(f"vmadm: from_file must be an absolute path, not {from_file!r}")
+    return ["-f", from_file], None
+
+
+def create(config=None, from_file=None, **properties):
     """
     Create a VM from a dict of properties (as pillar gives it); return its UUID.
 
@@ -319,16 +453,30 @@ def create(config):
         ``image_uuid``, ``alias``, ``max_physical_memory``, ``nics``, ...
         vmadm validates it and reports every bad value at once.
 
+    from_file
+        A JSON payload in a file of the global zone (``vmadm create -f``),
+        instead of ``config``.
+
+    properties
+        Properties as keyword arguments, as Salt's own ``smartos_vmadm``
+        takes them (``vmadm.create(**vmconfig)``); merged over ``config``.
+
     CLI Example:
 
     .. code-block:: bash
 
         salt gz1 vmadm.create '{"brand": "joyent", "image_uuid": "d34c301e-10c3-11e4-9b79-5f67ca448df0",
             "alias": "zoneA", "nics": [{"nic_tag": "admin", "ip": "192.0.2.11", "netmask": "255.255.255.0"}]}'
+        salt gz1 vmadm.create from_file=/opt/vm/zoneA.json
+        salt gz1 vmadm.create brand=joyent image_uuid=d34c301e-10c3-11e4-9b79-5f67ca448df0 alias=zoneB
     """
-    payload = _payload(config, "config")
+    payload = dict(_payload(config, "config") if config is not None else {})
+    payload.update(_properties(properties))
+    if not payload and from_file is None:
+        raise SaltInvocationError("vmadm: create needs a config, properties or from_file")
+    args, stdin = _source(payload, from_file, "payload")
     try:
-        res = _vmadm("create", stdin=json.dumps(payload))
+        res = _vmadm("create", *args, stdin=stdin)
     finally:
         _forget()
     found = re.search(r"Successfully created VM ([0-9a-fA-F-]{36})", res["stderr"])
@@ -338,7 +486,7 @@ def create(config):
     return found.group(1)
 
 
-def update(vm, properties=None, **kwargs):
+def update(vm, properties=None, from_file=None, key=None, **kwargs):
     """
     Update a VM's properties (``vmadm update``); most apply to a running VM.
 
@@ -350,9 +498,17 @@ def update(vm, properties=None, **kwargs):
         ``update_nics`` (list of NIC changes keyed by ``mac``), ``add_nics``,
         ``remove_nics`` (list of MACs), ``set_customer_metadata``, ...
 
+    from_file
+        A JSON payload in a file of the global zone (``vmadm update -f``),
+        instead of properties.
+
+    key
+        ``uuid``, ``alias`` or ``hostname``: what ``vm`` is.
+
     kwargs
-        Plain properties given on the command line (``max_physical_memory=1024``);
-        merged over ``properties``.
+        Properties as keyword arguments (``max_physical_memory=1024``, or
+        ``**changes`` as Salt's ``smartos`` state passes them); merged over
+        ``properties``.
 
     CLI Example:
 
@@ -361,14 +517,16 @@ def update(vm, properties=None, **kwargs):
         salt gz1 vmadm.update zoneA max_physical_memory=1024
         salt gz1 vmadm.update zoneA properties='{"update_nics": [{"mac": "90:b8:d0:12:34:56",
             "allowed_ips": ["192.0.2.100"]}]}'
+        salt gz1 vmadm.update zoneA from_file=/opt/vm/zoneA-update.json
     """
-    payload = dict(_payload(properties, "properties") if properties else {})
-    payload.update({k: v for k, v in kwargs.items() if not k.startswith("__")})
-    if not payload:
+    payload = dict(_payload(properties, "properties") if properties is not None else {})
+    payload.update(_properties(kwargs))
+    if not payload and from_file is None:
         raise SaltInvocationError("vmadm: update needs at least one property")
-    target = uuid(vm)
+    args, stdin = _source(payload, from_file, "changes")
+    target = uuid(vm, key)
     try:
-        _vmadm("update", target, stdin=json.dumps(payload))
+        _vmadm("update", target, *args, stdin=stdin)
     finally:
         _forget()
     return True
@@ -394,7 +552,7 @@ def update_nic(vm, interface="net0", **properties):
 
         salt gz1 vmadm.update_nic zoneA allowed_ips='["192.0.2.100"]' allow_mac_spoofing=True
     """
-    changes = {k: v for k, v in properties.items() if not k.startswith("__")}
+    changes = _properties(properties)
     if not changes:
         raise SaltInvocationError("vmadm: update_nic needs at least one NIC property")
     nic = _nic(get(vm), interface)
@@ -410,8 +568,8 @@ def _nic(vmobj, interface):
     raise CommandExecutionError(f"vmadm: VM {vmobj['uuid']} has no NIC {interface}")
 
 
-def _act(command, vm, *flags):
-    target = uuid(vm)
+def _act(command, vm, key, *flags):
+    target = uuid(vm, key)
     try:
         res = _vmadm(command, target, *flags)
     finally:
@@ -420,25 +578,47 @@ def _act(command, vm, *flags):
     return True
 
 
-def start(vm):
+def start(vm, options=None, key=None):
     """
     Boot a VM; a running VM is left as it is (not an error).
+
+    options
+        Boot options of KVM and bhyve VMs, space-separated ``key=value``
+        words (``order=c,once=d cdrom=/path/to/image.iso,ide``).
+
+    key
+        ``uuid``, ``alias`` or ``hostname``: what ``vm`` is.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt gz1 vmadm.start zoneA
+        salt gz1 vmadm.start kvm01 'order=c,once=d'
     """
-    return _act("start", vm)
+    words = options.split() if isinstance(options, str) else list(options or [])
+    for word in words:
+        if not isinstance(word, str) or not OPTION_RE.match(word):
+            raise SaltInvocationError(f"vmadm: start options are key=value words, not {word!r}")
+    return _act("start", vm, key, *words)
 
 
-def stop(vm, force=False):
+def stop(vm, force=False, key=None, timeout=None):
     """
     Stop a VM; a stopped VM is left as it is (not an error).
 
+    By default a clean shutdown: the zone's services stop (SMF runs their
+    stop methods); vmadm halts a zone still up after ``timeout`` seconds.
+
     force
-        Halt at once (``vmadm stop -F``) instead of a clean shutdown.
+        Halt at once (``vmadm stop -F``), as a crash would: no stop method runs.
+
+    key
+        ``uuid``, ``alias`` or ``hostname``: what ``vm`` is.
+
+    timeout
+        Seconds vmadm waits for a clean shutdown before it halts the zone
+        (``-t``; vmadm's default is 60).
 
     CLI Example:
 
@@ -447,15 +627,23 @@ def stop(vm, force=False):
         salt gz1 vmadm.stop zoneA
         salt gz1 vmadm.stop zoneA force=True
     """
-    return _act("stop", vm, *(["-F"] if force else []))
+    flags = ["-F"] if force else []
+    if timeout is not None:
+        if isinstance(timeout, bool) or not str(timeout).isdigit() or int(timeout) < 1:
+            raise SaltInvocationError(f"vmadm: stop timeout is a whole number of seconds, not {timeout!r}")
+        flags += ["-t", str(int(timeout))]
+    return _act("stop", vm, key, *flags)
 
 
-def reboot(vm, force=False):
+def reboot(vm, force=False, key=None):
     """
-    Reboot a running VM.
+    Reboot a running VM (a clean shutdown, then boot).
 
     force
         Halt and boot (``vmadm reboot -F``) instead of a clean reboot.
+
+    key
+        ``uuid``, ``alias`` or ``hostname``: what ``vm`` is.
 
     CLI Example:
 
@@ -463,12 +651,15 @@ def reboot(vm, force=False):
 
         salt gz1 vmadm.reboot zoneA
     """
-    return _act("reboot", vm, *(["-F"] if force else []))
+    return _act("reboot", vm, key, *(["-F"] if force else []))
 
 
-def delete(vm):
+def delete(vm, key=None):
     """
     Delete a VM and everything in it (it is stopped first).
+
+    key
+        ``uuid``, ``alias`` or ``hostname``: what ``vm`` is.
 
     CLI Example:
 
@@ -476,7 +667,7 @@ def delete(vm):
 
         salt gz1 vmadm.delete zoneA
     """
-    return _act("delete", vm)
+    return _act("delete", vm, key)
 
 
 def validate(config, action="create", brand=None):
@@ -506,13 +697,14 @@ def validate(config, action="create", brand=None):
     args = ["validate", action]
     if action == "update":
         args.append(brand or "joyent")
+    res = _vmadm(*args, stdin=json.dumps(_payload(config, "config")), check=False)
+    if res["retcode"] == 0:
+        return {"valid": True}
     try:
-        _vmadm(*args, stdin=json.dumps(_payload(config, "config")))
-    except CommandExecutionError as exc:
-        text = str(exc).split(": ", 1)[-1]
-        try:
-            problems = json.loads(text)
-        except ValueError:
-            raise exc from None
-        return dict(problems, valid=False)
-    return {"valid": True}
+        problems = json.loads(res.get("stderr") or "")
+    except ValueError:
+        problems = None
+    if not isinstance(problems, dict):
+        message = (res.get("stderr") or res.get("stdout") or "").strip()
+        raise CommandExecutionError(f"vmadm validate: {message or 'failed with exit status ' + str(res['retcode'])}")
+    return dict(problems, valid=False)

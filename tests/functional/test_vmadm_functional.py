@@ -14,9 +14,12 @@ def test_recipe_zone_lifecycle(salt_call):
     assert salt_call("vmadm.uuid", "func-a") == uuid
     vm = salt_call("vmadm.get", "func-a")
     assert (vm["uuid"], vm["state"], vm["nics"][0]["ip"]) == (uuid, "running", "192.0.2.81")
-    listed = salt_call("vmadm.list", fields="uuid,alias,state")
-    assert listed[uuid] == {"uuid": uuid, "alias": "func-a", "state": "running"}
+    listed = salt_call("vmadm.list", order="uuid,alias,state,max_physical_memory")
+    assert listed[uuid] == {"alias": "func-a", "state": "running", "max_physical_memory": "512"}
+    assert salt_call("vmadm.list", order="alias", search="state=running", keyed=False).count("func-a") == 1
     assert [v["uuid"] for v in salt_call("vmadm.lookup", "alias=func-a")] == [uuid]
+    assert salt_call("vmadm.lookup", "alias=func-a", one=True) == uuid
+    assert salt_call("vmadm.get", "func-a", key="hostname")["uuid"] == uuid  # the recipe's hostname is its alias
     assert salt_call("vmadm.exists", "func-a") is True
 
     assert salt_call("vmadm.update_nic", "func-a", "net0", allowed_ips=["192.0.2.100"], allow_mac_spoofing=True)
