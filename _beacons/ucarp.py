@@ -33,7 +33,12 @@ import os
 import stat
 import time
 
-import salt.channel.client
+import salt.version
+
+try:
+    import salt.channel.client as channel_client
+except ImportError:  # Salt before 3005: refused in __virtual__, not a traceback
+    channel_client = None
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,8 @@ _WAITING = {}  # cursor key -> the record sent and not yet acknowledged: seq, si
 
 
 def __virtual__():
+    if salt.version.__version_info__ < (3006,) or channel_client is None:
+        return (False, f"ucarp: needs Salt 3006 or newer, this is {salt.version.__version__}")
     return __virtualname__
 
 
@@ -129,7 +136,7 @@ def _send(tag, data):
     """Fire ``tag`` on the master and wait until it has taken it."""
     load = {"id": __opts__["id"], "cmd": "_minion_event", "tag": tag, "data": data}
     try:
-        with salt.channel.client.ReqChannel.factory(__opts__) as channel:
+        with channel_client.ReqChannel.factory(__opts__) as channel:
             channel.send(load, tries=1, timeout=SEND_TIMEOUT)
     except Exception as exc:  # noqa: BLE001 - any failure means: not delivered, try again later
         log.info("ucarp beacon: the master did not take %s (%s); will send it again", tag, exc)

@@ -16,7 +16,13 @@ import json
 import logging
 import os
 
+import salt.version
 from salt.exceptions import CommandExecutionError
+
+try:  # pip-installed as a Salt extension, whose utils Salt's loader does not read
+    from saltext.ucarp.utils import ucarp_model as _packaged_model
+except ImportError:  # a formula: the util is synced and comes through __utils__
+    _packaged_model = None
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +30,22 @@ __virtualname__ = "ucarp"
 
 
 def __virtual__():
-    if "ucarp_model.normalise" in __utils__:
+    if salt.version.__version_info__ < (3006,):
+        return (False, f"ucarp: needs Salt 3006 or newer, this is {salt.version.__version__}")
+    if _packaged_model or "ucarp_model.normalise" in __utils__:
         return __virtualname__
     return (False, "ucarp: the formula's ucarp_model util is missing (run saltutil.sync_all)")
+
+
+def _util(name):
+    """A function of the formula's cluster model (``_utils/ucarp_model.py``)."""
+    return getattr(_packaged_model, name) if _packaged_model else __utils__[f"ucarp_model.{name}"]
 
 
 def _normalised():
     raw = __salt__["config.get"]("ucarp:clusters", {})
     defaults = __salt__["config.get"]("ucarp:defaults", {})
-    return __utils__["ucarp_model.normalise"](raw, defaults)
+    return _util("normalise")(raw, defaults)
 
 
 def validate():
@@ -83,7 +96,7 @@ def plan(host=None):
 
         salt gz1 ucarp.plan
     """
-    return __utils__["ucarp_model.host_plan"](clusters(), host or __opts__["id"])
+    return _util("host_plan")(clusters(), host or __opts__["id"])
 
 
 def nodes(host=None):
@@ -118,6 +131,21 @@ def last_transition(zone, cluster):
     return found[-1] if found else None
 
 
+def files(cluster):
+    """
+    Return where a cluster's node keeps its files in a zone: options
+    (``conf``), passfile (``pass``), health checks (``checks``), the hooks'
+    transitions record, the agent's health record, a switchover's override.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt gz1 ucarp.files web
+    """
+    return _util("node_files")(str(cluster))
+
+
 def watch_list(host=None):
     """
     Return what the ``ucarp`` beacon watches on a global zone: for each local
@@ -130,7 +158,6 @@ def watch_list(host=None):
         salt gz1 ucarp.watch_list
     """
     model = clusters()
-    files = __utils__["ucarp_model.node_files"]
     return [
         {
             "zone": node["alias"],
@@ -211,7 +238,7 @@ def parse_transitions(text, cluster, vip):
 
         salt gz1 ucarp.parse_transitions '1 1764100000 master web 192.0.2.100 101 net0' web 192.0.2.100
     """
-    return __utils__["ucarp_model.parse_transitions"](text, cluster, vip)
+    return _util("parse_transitions")(text, cluster, vip)
 
 
 def parse_health(text, cluster):
@@ -224,7 +251,7 @@ def parse_health(text, cluster):
 
         salt gz1 ucarp.parse_health '3 1764100000 sick web stepped-down service svc:/site/app:default is offline' web
     """
-    return __utils__["ucarp_model.parse_health"](text, cluster)
+    return _util("parse_health")(text, cluster)
 
 
 def _cluster(cluster):
@@ -249,10 +276,10 @@ def health_records(zone, cluster, since=0):
     """
     if not _cluster(cluster).get("health"):
         return []
-    res = __salt__["zlogin.run"](zone, ["cat", __utils__["ucarp_model.health_path"](cluster)])
+    res = __salt__["zlogin.run"](zone, ["cat", _util("health_path")(cluster)])
     if res["retcode"] != 0:
         return []
-    return [r for r in __utils__["ucarp_model.parse_health"](res["stdout"], cluster) if r["seq"] > int(since)]
+    return [r for r in _util("parse_health")(res["stdout"], cluster) if r["seq"] > int(since)]
 
 
 def health(zone, cluster):
@@ -298,13 +325,13 @@ def override(cluster, zone, mode=None, refresh=True):
     model = _cluster(cluster)
     if zone not in model["nodes"]:
         raise CommandExecutionError(f"ucarp: {zone} is not a node of cluster {cluster}")
-    path = __utils__["ucarp_model.node_files"](cluster)["override"]
+    path = _util("node_files")(cluster)["override"]
     if mode is None:
         if __salt__["zlogin.file_stat"](zone, path) is not None:
             __salt__["zlogin.file_remove"](zone, path)
     else:
         try:
-            lines = __utils__["ucarp_model.override_lines"](model, mode)
+            lines = _util("override_lines")(model, mode)
         except ValueError as exc:
             raise CommandExecutionError(f"ucarp: {exc}") from exc
         __salt__["zlogin.file_write"](zone, path, "\n".join(lines) + "\n", mode="0644", makedirs=True)
@@ -327,10 +354,10 @@ def transitions(zone, cluster, since=0):
         salt gz1 ucarp.transitions zoneA web since=41
     """
     vip = _cluster(cluster)["vip"]
-    res = __salt__["zlogin.run"](zone, ["cat", __utils__["ucarp_model.transitions_path"](cluster)])
+    res = __salt__["zlogin.run"](zone, ["cat", _util("transitions_path")(cluster)])
     if res["retcode"] != 0:
         return []
-    found = __utils__["ucarp_model.parse_transitions"](res["stdout"], cluster, vip)
+    found = _util("parse_transitions")(res["stdout"], cluster, vip)
     return [t for t in found if t["seq"] > int(since)]
 
 

@@ -23,6 +23,7 @@ import shlex
 import time
 
 import salt.utils.path
+import salt.version
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ ZLOGIN_OWN = (
 
 
 def __virtual__():
+    if salt.version.__version_info__ < (3006,):
+        return (False, f"zlogin: needs Salt 3006 or newer, this is {salt.version.__version__}")
     if salt.utils.path.which("zlogin"):
         return __virtualname__
     return (False, "zlogin: the zlogin command was not found (it exists in a SmartOS global zone)")

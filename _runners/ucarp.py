@@ -23,7 +23,7 @@ which:
 hypervisor, backups, last transition, alert.
 
 :depends: the formula's ``ucarp_model`` util, synced to the master
-    (``salt-run saltutil.sync_all``)
+    (``salt-run saltutil.sync_all``), or the formula pip-installed there
 """
 
 import contextlib
@@ -36,6 +36,12 @@ import time
 
 import salt.client
 import salt.utils.event
+import salt.version
+
+try:  # pip-installed as a Salt extension, whose utils Salt's loader does not read
+    from saltext.ucarp.utils import ucarp_model as _packaged_model
+except ImportError:  # a formula: the util is synced and comes through __utils__
+    _packaged_model = None
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +59,16 @@ ACK_KEY_RE = re.compile(r"^[0-9a-f-]{36}/[A-Za-z0-9_-]{1,63}(/health)?$")
 
 
 def __virtual__():
-    return __virtualname__
+    if salt.version.__version_info__ < (3006,):
+        return (False, f"ucarp: needs Salt 3006 or newer, this is {salt.version.__version__}")
+    if _packaged_model or "ucarp_model.normalise" in __utils__:
+        return __virtualname__
+    return (False, "ucarp: the formula's ucarp_model util is missing (run salt-run saltutil.sync_all)")
+
+
+def _util(name):
+    """A function of the formula's cluster model (``_utils/ucarp_model.py``)."""
+    return getattr(_packaged_model, name) if _packaged_model else __utils__[f"ucarp_model.{name}"]
 
 
 # State kept on the master -----------------------------------------------------
@@ -139,7 +154,7 @@ def _model(minion):
     """The validated clusters in the pillar of ``minion`` (compiled on the master)."""
     pillar = __salt__["pillar.show_pillar"](minion) or {}
     ucarp = pillar.get("ucarp") or {}
-    model, problems = __utils__["ucarp_model.normalise"](ucarp.get("clusters") or {}, ucarp.get("defaults") or {})
+    model, problems = _util("normalise")(ucarp.get("clusters") or {}, ucarp.get("defaults") or {})
     if problems:
         log.warning("ucarp: the pillar of %s has problems: %s", minion, "; ".join(problems))
     return model
@@ -165,7 +180,7 @@ def _check_event(tag, data, kind="transition"):
         expected = f"ucarp/{cluster}/{what}"
     else:
         what = payload.get("state")
-        good = what in ("healthy", "sick") and payload.get("action") in __utils__["ucarp_model.health_actions"]()
+        good = what in ("healthy", "sick") and payload.get("action") in _util("health_actions")()
         expected = f"ucarp/{cluster}/health/{what}"
     if not isinstance(cluster, str) or not CLUSTER_RE.match(cluster) or not good:
         return sender, None, f"malformed cluster or {'role' if kind == 'transition' else 'health state'}"
@@ -206,7 +221,7 @@ def _run_actions(cluster, zone, host, role):
             skipped = f"zone is {state if ok else 'unknown'}"
             return [dict(a, zone=zone, ok=None, detail=skipped) for a in actions]
     for action in actions:
-        fun = __utils__["ucarp_model.action_function"](action["action"])
+        fun = _util("action_function")(action["action"])
         extra = {"clear": True} if action["action"] == "svc_enable" else {}
         ok, ret = _call(host, fun, zone, action["arg"], **extra)
         if ok and fun == "zlogin.run" and isinstance(ret, dict) and ret.get("retcode"):

@@ -72,7 +72,7 @@ def pruned(name):
             return ret
         for zone, (uuid, stale, whole) in work.items():
             change = {"instances": stale}
-            node_files = __utils__["ucarp_model.node_files"]
+            node_files = __salt__["ucarp.files"]
             files = [f for fmri in stale for f in node_files(fmri.rsplit(":", 1)[1]).values()]
             if whole:
                 files += plan["hooks"] + [plan["manifest_path"]]
