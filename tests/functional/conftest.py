@@ -7,14 +7,10 @@ simulated global zone.
 """
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
-from support import REPO
-
-SALT_CALL = os.path.join(os.path.dirname(sys.executable), "salt-call")
+from support import REPO, SALT_CALL
 
 
 class SaltCall:

@@ -6,61 +6,9 @@ Each global zone of the test bed gets a masterless minion (``salt-call
 and a pillar directory the tests rewrite.
 """
 
-import json
-import os
-import sys
-
 import pytest
 import yaml
-from support import REPO
-
-SALT_CALL = os.path.join(os.path.dirname(sys.executable), "salt-call")
-
-
-class Minion:
-    """A masterless salt minion on one simulated global zone."""
-
-    def __init__(self, gz, base, pillar_dir):
-        self.gz = gz
-        self.id = gz.name
-        self.confdir = base / "conf"
-        self.confdir.mkdir(parents=True)
-        self.log = base / "root" / "minion.log"  # Salt puts paths under root_dir
-        (self.confdir / "minion").write_text(
-            json.dumps(
-                {
-                    "id": self.id,
-                    "file_client": "local",
-                    "root_dir": str(base / "root"),
-                    "file_roots": {"base": [os.path.join(REPO, "salt"), REPO]},
-                    "pillar_roots": {"base": [str(pillar_dir)]},
-                    "log_file": str(self.log),
-                    "log_level_logfile": "debug",
-                    "state_output": "mixed",
-                }
-            )
-        )
-
-    def run(self, fun, *args, timeout=600):
-        argv = [SALT_CALL, "--local", "-c", str(self.confdir), "--out=json", "--retcode-passthrough", fun, *args]
-        return self.gz.run(*argv, timeout=timeout)
-
-    def call(self, fun, *args):
-        proc = self.run(fun, *args)
-        assert proc.returncode == 0, f"{self.id}: salt-call {fun} failed: {proc.stdout}{proc.stderr}"
-        return json.loads(proc.stdout)["local"]
-
-    def apply(self, *args):
-        """``state.apply`` and its per-state results (a failed state fails the test)."""
-        proc = self.run("state.apply", *args)
-        try:
-            results = json.loads(proc.stdout)["local"]
-        except (ValueError, KeyError):
-            raise AssertionError(f"{self.id}: state.apply {args}: {proc.stdout}{proc.stderr}") from None
-        assert isinstance(results, dict), f"{self.id}: state.apply {args}: {results}"
-        failed = {k: v["comment"] for k, v in results.items() if v["result"] is False}
-        assert not failed, f"{self.id}: failed states: {json.dumps(failed, indent=2)}"
-        return results
+from support import Minion
 
 
 @pytest.fixture(scope="module")
