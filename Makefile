@@ -9,8 +9,12 @@ VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements.lock | cksum | cut -d' ' -f1)
 DEBS := ucarp iproute2 nftables util-linux procps iputils-ping netcat-openbsd python3 python3-venv shellcheck
 PYTEST_ARGS ?=
+# The other Salt versions the tests run on (requirements/salt<major>.txt,
+# each in .venvs/salt<major>); the main one is .venv's (requirements.txt).
+MATRIX := 3006 3007
+MATRIX_VENVS := $(foreach v,$(MATRIX),.venvs/salt$(v)/.installed)
 
-.PHONY: setup debs venv lint test demo sweep spm bench
+.PHONY: setup debs venv matrix-venvs lint test demo sweep spm wheel bench
 
 setup: debs venv
 
@@ -25,6 +29,14 @@ $(STAMP): requirements.txt requirements.lock
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt -c requirements.lock
 	@rm -f $(VENV)/.installed-* && touch $@
 
+matrix-venvs: $(MATRIX_VENVS)
+
+.venvs/salt%/.installed: requirements/salt%.txt requirements/salt%.lock
+	@test -x .venvs/salt$*/bin/python || $(PYTHON) -m venv .venvs/salt$*
+	@echo "Installing Salt $* and the test tools into .venvs/salt$*"
+	@.venvs/salt$*/bin/pip install -q --disable-pip-version-check -r requirements/salt$*.txt -c requirements/salt$*.lock
+	@touch $@
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -33,8 +45,10 @@ lint: setup
 	shellcheck -s sh salt/ucarp/files/*
 	shellcheck scripts/* .ci/run
 
-test: lint
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pytest $(PYTEST_ARGS)
+# The whole suite on the main Salt, then the matrix tests on each other
+# version; the last lines say how each version went.
+test: lint matrix-venvs
+	scripts/test-matrix $(PYTEST_ARGS)
 
 demo: setup
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python demo/run.py
@@ -55,3 +69,10 @@ bench: setup
 # Build the SPM package into build/ (spm local install build/ucarp-*.spm).
 spm: setup
 	@SPM=$(CURDIR)/$(VENV)/bin/spm scripts/build-spm build
+
+# Build the wheel into dist/ (pip install dist/ucarp_formula-*.whl: the
+# formula as a Salt extension).
+wheel: setup
+	@rm -f dist/ucarp_formula-*.whl
+	@$(VENV)/bin/pip wheel -q --disable-pip-version-check --no-deps -w dist .
+	@ls dist/ucarp_formula-*.whl

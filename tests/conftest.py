@@ -9,6 +9,7 @@ always removed: on success, failure, Ctrl-C or SIGTERM.
 
 import logging
 import os
+import platform
 import signal
 import sys
 
@@ -22,6 +23,7 @@ sys.path.insert(0, TESTS_DIR)
 from smartos_sim import bed as simbed  # noqa: E402
 
 BED_UNAVAILABLE = simbed.unavailable()
+MATRIX_TIERS = ("unit", "functional")
 
 
 def pytest_configure(config):
@@ -38,7 +40,18 @@ def pytest_unconfigure(config):
     logging.raiseExceptions = False
 
 
+def pytest_report_header(config):
+    import salt.version
+
+    return f"salt {salt.version.__version__} (python {platform.python_version()}, {sys.executable})"
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        # The unit and functional tiers run on every Salt version of the
+        # matrix (``-m matrix``); integration tests opt in with the marker.
+        if os.path.relpath(str(item.path), TESTS_DIR).split(os.sep)[0] in MATRIX_TIERS:
+            item.add_marker(pytest.mark.matrix)
     if BED_UNAVAILABLE:
         skip = pytest.mark.skip(reason=BED_UNAVAILABLE)
         for item in items:

@@ -166,6 +166,7 @@ def app_answer(bed, client):
     return vipapp.answer(bed, client, CLUSTERS["web"]["vip"])
 
 
+@pytest.mark.matrix
 def test_status_shows_one_master_per_cluster(master, highstate):
     report = status(master)
     assert set(report) == {"web", "db"}
@@ -181,6 +182,7 @@ def test_status_shows_one_master_per_cluster(master, highstate):
     assert json.loads(json_out.stdout)["web"]["vip"] == "192.0.2.100"
 
 
+@pytest.mark.matrix
 def test_failover_runs_on_master_in_the_new_master(master, bed, client, highstate, event_listener):
     before = status(master)["web"]["master"]
     wait_for(lambda: app_answer(bed, client) == before["zone"], timeout=60, what="the app on the master")
@@ -208,6 +210,7 @@ def test_failover_runs_on_master_in_the_new_master(master, bed, client, highstat
         bed.gz(before["gz"]).run("vmadm", "start", old_uuid, check=True)
 
 
+@pytest.mark.matrix
 def test_forged_event_changes_nothing(master, minions, highstate, event_listener):
     before = status(master)["web"]
     (victim,) = [z for z, n in CLUSTERS["web"]["nodes"].items() if n["host"] == "gz2"]

@@ -15,7 +15,7 @@ import stat
 import pytest
 from support import wait_for
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.matrix]
 
 CLUSTERS = {
     "web": {

@@ -5,8 +5,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 from support import REPO
+
+pytestmark = pytest.mark.matrix
 
 BIN = os.path.dirname(sys.executable)
 
