@@ -222,7 +222,7 @@ def uuid(vm, key=None):
     .. code-block:: bash
 
         salt gz1 vmadm.uuid zoneA
-        salt gz1 vmadm.uuid zoneA.example.com key=hostname
+        salt gz1 vmadm.uuid zonea-host key=hostname
     """
     key = _key(key)
     if not isinstance(vm, str) or not vm:
@@ -232,10 +232,8 @@ def uuid(vm, key=None):
     if key == "uuid":
         raise SaltInvocationError(f"vmadm: key=uuid, but {vm!r} is not a VM UUID")
     if not ALIAS_RE.match(vm):
-        what = "alias" if key is None else key
-        raise SaltInvocationError(
-            f"vmadm: {vm!r} is neither a VM UUID nor an {what} (letters, digits, '.', '_' and '-')"
-        )
+        what = "a hostname" if key == "hostname" else "an alias"
+        raise SaltInvocationError(f"vmadm: {vm!r} is neither a VM UUID nor {what} (letters, digits, '.', '_' and '-')")
     key = key or "alias"
     resolved = __context__.setdefault(RESOLVED, {})
     if (key, vm) not in resolved:
@@ -381,7 +379,7 @@ def get(vm, key=None):
 
         salt gz1 vmadm.get zoneA
         salt gz1 vmadm.get 5c1b5a8e-0c55-4b2c-8b3a-2d7d0e6d0f7e
-        salt gz1 vmadm.get zoneA.example.com key=hostname
+        salt gz1 vmadm.get zonea-host key=hostname
     """
     return json.loads(_vmadm("get", uuid(vm, key))["stdout"])
 
