@@ -39,10 +39,6 @@ def vmadm(run):
 
 
 def test_virtual_says_why_it_refuses(vmadm, monkeypatch):
-    monkeypatch.setattr(vmadm.salt.version, "__version_info__", (3005, 1))
-    monkeypatch.setattr(vmadm.salt.version, "__version__", "3005.1")
-    assert vmadm.__virtual__() == (False, "vmadm: needs Salt 3006 or newer, this is 3005.1")
-    monkeypatch.undo()
     monkeypatch.setattr(vmadm.salt.utils.path, "which", lambda name: None)
     assert vmadm.__virtual__() == (False, "vmadm: the vmadm command was not found (it exists in a SmartOS global zone)")
     monkeypatch.setattr(vmadm.salt.utils.path, "which", lambda name: "/usr/sbin/vmadm")
