@@ -605,8 +605,10 @@ def stop(vm, force=False, key=None, timeout=None):
     """
     Stop a VM; a stopped VM is left as it is (not an error).
 
-    By default a clean shutdown: the zone's services stop (SMF runs their
-    stop methods); vmadm halts a zone still up after ``timeout`` seconds.
+    By default a clean shutdown: vmadm runs ``shutdown -y -g 0 -i 5`` in an
+    OS zone, so SMF stops its services and runs their stop methods, and
+    halts a zone still up after 60 s. Either way vmadm sets ``autoboot``
+    to false: a stopped VM stays stopped when the hypervisor reboots.
 
     force
         Halt at once (``vmadm stop -F``), as a crash would: no stop method runs.
@@ -615,8 +617,8 @@ def stop(vm, force=False, key=None, timeout=None):
         ``uuid``, ``alias`` or ``hostname``: what ``vm`` is.
 
     timeout
-        Seconds vmadm waits for a clean shutdown before it halts the zone
-        (``-t``; vmadm's default is 60).
+        Seconds to wait for a clean stop before forcing it (``-t``): bhyve,
+        KVM and docker VMs only; vmadm refuses it for OS zones.
 
     CLI Example:
 
