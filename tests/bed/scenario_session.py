@@ -10,7 +10,7 @@ import signal
 import time
 
 import pytest
-from support import recipe_zone
+from support import recipe_gz, recipe_zone
 
 pytestmark = pytest.mark.root
 
@@ -20,7 +20,7 @@ signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def test_scenario(bed):
-    gz = bed.gz("gz-leftover")
+    gz = recipe_gz(bed, "gz-leftover")
     uuid = gz.create(recipe_zone("leftover", "192.0.2.61"))
     bed.host("leftover-client", "192.0.2.202/24")
     gz.zlogin(uuid, "sleep 600 </dev/null >/dev/null 2>&1 &")
@@ -29,5 +29,11 @@ def test_scenario(bed):
         json.dump(record, fh)
     os.rename(os.environ["SCENARIO_REPORT"] + ".tmp", os.environ["SCENARIO_REPORT"])
     if os.environ["SCENARIO_MODE"] == "fail":
+        # Fail once the parent test has seen the bed (it creates the go file).
+        go = os.environ["SCENARIO_REPORT"] + ".go"
+        for _ in range(600):
+            if os.path.exists(go):
+                break
+            time.sleep(0.1)
         pytest.fail("failing on purpose")
     time.sleep(120)  # waits to be interrupted by the parent test

@@ -70,6 +70,7 @@ def run_scenario(tmp_path, mode):
 def test_session_removes_its_bed(tmp_path, mode, sig):
     proc, record = run_scenario(tmp_path, mode)
     assert leftovers(record)  # the bed was really there
+    (tmp_path / "report.json.go").touch()  # "fail" mode: now fail
     if sig:
         proc.send_signal(sig)
     output = proc.communicate(timeout=120)[0]

@@ -531,3 +531,31 @@ def test_method_tokens_environment_and_log(zone, tmp_path):
     assert zone.state("envy") == "online"
     assert zone.run("svcadm", "disable", "-s", "envy").returncode == 0
     assert "Executing stop method (null)." in zone.log("envy")
+
+
+# ---------------------------------------------------------------- shutdown (milestone none)
+
+
+def test_shutdown_stops_dependents_first_then_exits_leaving_enabled_alone(zone):
+    """SIGUSR2, what the zone's init sends on ``shutdown -i 5``: every running
+    instance is stopped, one that others depend on only after them, each by
+    its stop method; then svc.startd exits. The repository still has them
+    enabled for the next boot."""
+    order = zone.root / "stopped.log"
+    services = ((1001, "base", "svc:/milestone/network:default"), (1002, "app", "svc:/network/base:web"))
+    for seconds, name, dep in services:
+        start = zone.script(f"{name}-start", f"/bin/sleep {seconds} &\nexit 0")
+        stop = zone.script(f"{name}-stop", f"echo {name} >> {order}\npkill -x -f '/bin/sleep {seconds}'\nexit 0")
+        path = zone.manifest(name, f"{start} %m", stop=f"{stop} %m", enabled="true", dep=dep)
+        assert zone.run("svccfg", "import", path).returncode == 0
+    for name in ("base", "app"):
+        zone.wait_state(f"svc:/network/{name}:web", "online")
+    contract = zone.contract_pids()
+    assert contract
+    os.kill(zone.startd.pid, signal.SIGUSR2)
+    assert zone.startd.wait(timeout=WAIT) == 0
+    assert order.read_text().split() == ["app", "base"]  # the dependent first
+    assert "Stopping because dependency activity requires stop." in zone.log("base")
+    assert [p for p in contract if alive(p)] == []
+    for name in ("base", "app"):
+        assert zone.run("svcprop", "-p", "general/enabled", f"svc:/network/{name}:web").stdout.strip() == "true"

@@ -1,4 +1,4 @@
-"""Conformance of the simulated vmadm and imgadm with SmartOS (REFERENCE.md).
+"""Conformance of the simulated vmadm with SmartOS (REFERENCE.md; imgadm: test_imgadm.py).
 
 Each test checks the message, the stream it goes to and the exit status.
 """
@@ -7,14 +7,14 @@ import json
 import os
 
 import pytest
-from support import IMAGE, UNKNOWN, recipe_zone
+from support import IMAGE, UNKNOWN, recipe_gz, recipe_zone
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture(scope="module")
 def gz(bed):
-    return bed.gz("gz-vmadm")
+    return recipe_gz(bed, "gz-vmadm")
 
 
 @pytest.fixture(scope="module")
@@ -149,13 +149,14 @@ def test_start_stop_and_their_no_op_messages(gz):
     assert gz.run("vmadm", "get", uuid).returncode == 1
 
 
-def test_stop_kills_every_process_of_the_zone(gz):
+@pytest.mark.parametrize("force", [["-F"], []], ids=["halt", "clean"])
+def test_stop_kills_every_process_of_the_zone(gz, force):
     uuid = gz.create(recipe_zone("halt", "192.0.2.27"))
     pid = gz.get(uuid)["pid"]
     gz.zlogin(uuid, "sleep 1000 </dev/null >/dev/null 2>&1 &")
     ours = [p for p in os.listdir("/proc") if p.isdigit() and _ns_of(p) == _ns_of(pid)]
     assert len(ours) >= 2
-    gz.run("vmadm", "stop", uuid, check=True)
+    gz.run("vmadm", "stop", *force, uuid, check=True)  # clean: what no service stopped is ended too
     assert [p for p in ours if _alive(p)] == []
     gz.run("vmadm", "delete", uuid, check=True)
     assert not os.path.exists(os.path.join(gz.root, "zones", uuid))
@@ -255,15 +256,3 @@ def test_usage_errors_exit_2(gz):
     assert proc.returncode == 2
     assert proc.stderr.splitlines()[0] == 'Invalid command: "frobnicate".'
     assert gz.run("vmadm").returncode == 2
-
-
-def test_imgadm_lists_the_recipe_image(gz):
-    proc = gz.run("imgadm", "list")
-    assert proc.returncode == 0
-    header, row = proc.stdout.splitlines()[:2]
-    assert header.split() == ["UUID", "NAME", "VERSION", "OS", "TYPE", "PUB"]
-    assert row.split() == [IMAGE, "standard64", "14.2.0", "smartos", "zone-dataset", "2014-07-24"]
-    assert json.loads(gz.run("imgadm", "get", IMAGE).stdout)["manifest"]["name"] == "standard64"
-    proc = gz.run("imgadm", "get", UNKNOWN)
-    assert proc.returncode == 1
-    assert "ImageNotInstalled" in proc.stderr

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -69,6 +70,14 @@ class GlobalZone:
     def zlogin(self, uuid, command, stdin=None, timeout=120):
         return self.run("zlogin", uuid, command, stdin=stdin, timeout=timeout)
 
+    def import_image(self, uuid):
+        """``imgadm import`` from the image sources (the recipe's first step: a
+        fresh hypervisor has no image)."""
+        proc = self.run("imgadm", "import", uuid)
+        if proc.returncode != 0:
+            raise RuntimeError(f"imgadm import failed on {self.name}: {proc.stderr.strip()}")
+        return proc.stdout
+
     def create(self, payload):
         """``vmadm create`` from a dict; returns the new VM's UUID."""
         proc = self.run("vmadm", "create", stdin=json.dumps(payload), check=False)
@@ -82,6 +91,27 @@ class GlobalZone:
 
     def get(self, uuid):
         return json.loads(self.run("vmadm", "get", uuid, check=True).stdout)
+
+    def reboot(self, daemons=(), timeout=300):
+        """Reboot this hypervisor as SmartOS does: its salt-minion stops (the
+        ``daemons`` given, each with ``terminate()`` and ``start()``), every
+        running zone shuts down cleanly, all at once, the zones whose
+        ``autoboot`` is true boot again, and the daemons start. Returns
+        what the reboot printed, a line per zone."""
+        for daemon in daemons:
+            daemon.terminate()
+        try:
+            env = dict(self.env, PYTHONPATH=SIM_DIR)
+            proc = subprocess.run(
+                [sys.executable, "-m", "smartos_sim.hypervisor", "reboot"],
+                capture_output=True, text=True, env=env, timeout=timeout, check=False,
+            )  # fmt: skip
+        finally:
+            for daemon in daemons:
+                daemon.start()
+        if proc.returncode != 0:
+            raise RuntimeError(f"reboot of {self.name} failed: {proc.stderr.strip()}")
+        return proc.stdout.splitlines()
 
 
 class Bed:

@@ -18,6 +18,8 @@ TOOLS = {
     "svcprop": "smartos_sim.smf.svcprop",
     "pkgin": "smartos_sim.pkgin",
     "ifconfig": "smartos_sim.ifconfig",
+    "shutdown": "smartos_sim.shutdown",
+    "hypervisor": "smartos_sim.hypervisor",
 }
 
 

@@ -9,12 +9,13 @@ import os
 import re
 import sys
 
-from . import gz, vmobj, zone
+from . import gz, imagesource, vmobj, zone
 from .common import ToolError
 
 COMMANDS = ("create", "delete", "get", "json", "info", "list", "lookup", "reboot", "start", "boot",
             "stop", "halt", "update", "validate", "help")  # fmt: skip
 LIST_DEFAULT_FIELDS = "uuid,type,ram,state,alias"
+TIMEOUT_BRANDS = ("bhyve", "kvm")  # and docker VMs, which the test bed does not have
 LIST_WIDTHS = {"uuid": 36, "type": 4, "ram": 7, "state": 16, "alias": 10, "brand": 14, "hostname": 16}
 
 USAGE = """Usage: vmadm <command> [options]
@@ -100,11 +101,15 @@ def view(vm):
     """The VM object as vmadm prints it, with its live state."""
     out = dict(vm)
     pid = zone.init_pid(vm["uuid"])
-    if pid:
+    transition = vm.get("transition")
+    if pid and transition == "stopping":  # a clean stop in progress
+        out.update(state="stopping", zone_state="shutting_down", pid=pid, zoneid=pid % 1000 + 1)
+        out["boot_timestamp"] = vm.get("boot_timestamp")
+    elif pid:
         out.update(state="running", zone_state="running", pid=pid, zoneid=pid % 1000 + 1)
         out["boot_timestamp"] = vm.get("boot_timestamp")
     else:
-        state = vm.get("transition") or "stopped"
+        state = transition if transition in ("provisioning", "failed") else "stopped"
         out.update(state=state, zone_state="installed")
         out.pop("boot_timestamp", None)
     out.pop("transition", None)
@@ -305,32 +310,68 @@ def do_start(args, command="start"):
             return 0
         zone.boot(vm)
         vm["boot_timestamp"] = vmobj.now()
+        vm["autoboot"] = True  # started on purpose: up again after a reboot of the host
         gz.save_vm(vm)
     print(f"Successfully started VM {uuid}", file=sys.stderr)
     return 0
 
 
+def store(uuid, **changes):
+    """Change stored properties of a VM under the lock (None removes one)."""
+    with gz.locked():
+        vm = _load(uuid)
+        for key, value in changes.items():
+            if value is None:
+                vm.pop(key, None)
+            else:
+                vm[key] = value
+        gz.save_vm(vm)
+    return vm
+
+
+def stop_zone(uuid, force):
+    """Stop a running zone: halt it (``force``), or shut it down cleanly, as
+    VM.js does: ``shutdown -y -g 0 -i 5`` in the zone, then a halt when it
+    is not down after STOP_TIMEOUT. Other commands on this global zone are
+    not held meanwhile (the stop takes the lock only to record state).
+    Returns whether the zone went down by itself (False: halted)."""
+    vm = store(uuid, transition="stopping")
+    try:
+        if force:
+            zone.halt(vm)
+            return False
+        return zone.shutdown(vm)
+    finally:
+        store(uuid, transition=None)
+
+
 def do_stop(args, command="stop"):
-    _unused, rest = _flags(args, ("-F", "--force"), ("-t", "--timeout"))
+    flags, rest = _flags(args, ("-F", "--force"), ("-t", "--timeout"))
     uuid = _take_uuid(command, rest)
+    force = "-F" in flags or "--force" in flags
     with gz.locked():
         vm = _load(uuid)
         if not zone.init_pid(uuid):
             print(f"VM {uuid} is already not 'running' (currently: {view(vm)['state']})", file=sys.stderr)
             return 0
-        zone.halt(vm)
+    if not force and ("-t" in flags or "--timeout" in flags) and vm.get("brand") not in TIMEOUT_BRANDS:
+        raise ToolError("Timeout option is only supported for bhyve, KVM and docker containers.", 1)
+    stop_zone(uuid, force)
+    store(uuid, autoboot=False)  # stopped on purpose: not booted with the host
     print(f"Successfully completed {command} for VM {uuid}", file=sys.stderr)
     return 0
 
 
 def do_reboot(args):
-    _unused, rest = _flags(args, ("-F", "--force"))
+    flags, rest = _flags(args, ("-F", "--force"))
     uuid = _take_uuid("reboot", rest)
     with gz.locked():
         vm = _load(uuid)
         if not zone.init_pid(uuid):
             raise ToolError(f"Cannot reboot vm, state is '{view(vm)['state']}', must be 'running'", 1)
-        zone.halt(vm)
+    stop_zone(uuid, "-F" in flags or "--force" in flags)
+    with gz.locked():
+        vm = _load(uuid)
         zone.boot(vm)
         vm["boot_timestamp"] = vmobj.now()
         gz.save_vm(vm)
@@ -362,7 +403,7 @@ def do_validate(args):
         if action == "create":
             vmobj.validate_create(payload, _nic_tags())
         else:
-            probe = vmobj.build({"brand": brand or "joyent", "image_uuid": gz.STANDARD64["uuid"]}, [])
+            probe = vmobj.build({"brand": brand or "joyent", "image_uuid": imagesource.STANDARD64["uuid"]}, [])
             vmobj.apply_update(probe, payload, _nic_tags())
     except ToolError as exc:
         text = exc.message

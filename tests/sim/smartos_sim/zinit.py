@@ -6,6 +6,11 @@ filesystem view (private /etc, /usr and /opt layered over the host's, its own
 the mounts are ready, waits for SIGUSR1 (the NICs are plumbed), then runs
 the SMF restarter (``smartos_sim.smf.startd``) and reaps orphans, as init
 does.  When it dies the kernel ends every process of the zone.
+
+SIGTERM is ``init 5`` (what the zone's ``shutdown -i 5`` sends): init asks
+svc.startd to take the milestone to none (SIGUSR2), waits for it to have
+stopped every service and exited, then ends whatever is left (SIGTERM, a
+moment, SIGKILL) and exits: the zone is down.
 """
 
 import os
@@ -57,13 +62,48 @@ def start_restarter():
         cwd="/",
         env=env,
         stdin=subprocess.DEVNULL,
+        preexec_fn=unblock_signals,  # noqa: PLW1509 - init has no threads; its blocked signals are its own
     ).pid
+
+
+def unblock_signals():
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
+def end_the_rest(grace=2.0):
+    """What no service stopped: SIGTERM, a moment to exit, then SIGKILL."""
+    me = os.getpid()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != me]
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while sig == signal.SIGTERM and time.monotonic() < deadline and reap_all():
+            time.sleep(0.05)
+
+
+def reap_all():
+    """Reap what has exited; whether any process but init is left."""
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if pid == 0:
+            return True
 
 
 def main(argv):
     zdir, _uuid, hostname, ready_fd = argv
     ready = int(ready_fd)
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGCHLD})
+    # The kernel drops a signal sent to a PID namespace's init from inside
+    # the namespace unless init handles it: a handler makes SIGTERM (from
+    # the zone's shutdown) deliverable; it stays blocked and is taken below.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGCHLD, signal.SIGTERM})
     try:
         setup_filesystems(zdir)
         socket.sethostname(hostname[:63])
@@ -78,8 +118,12 @@ def main(argv):
         return 1
     restarter = start_restarter()
     last_start = time.monotonic()
+    shutting_down = False
     while True:
-        signal.sigtimedwait({signal.SIGCHLD}, 1.0)
+        info = signal.sigtimedwait({signal.SIGCHLD, signal.SIGTERM}, 1.0)
+        if info is not None and info.si_signo == signal.SIGTERM and not shutting_down:
+            shutting_down = True
+            os.kill(restarter, signal.SIGUSR2)  # milestone none
         while True:
             try:
                 pid, _status = os.waitpid(-1, os.WNOHANG)
@@ -87,6 +131,9 @@ def main(argv):
                 break
             if pid == 0:
                 break
+            if pid == restarter and shutting_down:  # every service is down
+                end_the_rest()
+                return 0
             if pid == restarter:  # svc.startd died: init starts it again
                 time.sleep(max(0.0, 1.0 - (time.monotonic() - last_start)))
                 restarter = start_restarter()

@@ -10,6 +10,7 @@ import ctypes
 import os
 import shutil
 import signal
+import subprocess
 import time
 
 from . import gz, lan
@@ -29,7 +30,9 @@ CLONE_NEWNET = 0x40000000
 ZONE_PYTHON = "/usr/bin/python3"
 ZONE_SIM_DIR = "usr/lib/smartos-sim"
 
-# Where the simulated illumos tools appear inside a zone.
+# Where the simulated illumos tools appear inside a zone (from the zone's
+# copy of bin/, or of zonebin/ for those that must never run in a global
+# zone of the test bed, whose PATH has bin/: shutdown signals init).
 IN_ZONE_TOOLS = {
     "usr/sbin/ifconfig": "ifconfig",
     "usr/sbin/svcadm": "svcadm",
@@ -38,7 +41,9 @@ IN_ZONE_TOOLS = {
     "usr/bin/svcprop": "svcprop",
     "opt/local/bin/pkgin": "pkgin",
 }
+ZONE_ONLY_TOOLS = {"usr/sbin/shutdown": "shutdown"}
 LAYERS = ("etc", "usr", "opt")  # overlays on the host's, private to the zone
+STOP_TIMEOUT = 60  # seconds a clean stop may take before vmadm halts the zone (VM.js)
 
 
 def install(vm):
@@ -50,11 +55,12 @@ def install(vm):
     for sub in ("var/svc/log", "var/adm", "var/tmp", "var/log", "etc/svc", "opt/local/etc", "opt/local/sbin"):
         os.makedirs(os.path.join(zdir, "root", sub), exist_ok=True)
     os.chmod(os.path.join(zdir, "root", "var/tmp"), 0o1777)
-    for path, tool in IN_ZONE_TOOLS.items():
-        target = os.path.join(zdir, "root", path)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        if not os.path.lexists(target):
-            os.symlink(os.path.join("/", ZONE_SIM_DIR, "bin", tool), target)
+    for folder, tools in (("bin", IN_ZONE_TOOLS), ("zonebin", ZONE_ONLY_TOOLS)):
+        for path, tool in tools.items():
+            target = os.path.join(zdir, "root", path)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if not os.path.lexists(target):
+                os.symlink(os.path.join("/", ZONE_SIM_DIR, folder, tool), target)
     with open(os.path.join(zdir, "root", "etc", "zonename"), "w") as fh:
         fh.write(vm["zonename"] + "\n")
     os.symlink("/run", os.path.join(zdir, "root", "var", "run"))
@@ -65,7 +71,7 @@ def _copy_simulator(zdir):
     target = os.path.join(zdir, "root", ZONE_SIM_DIR)
     shutil.rmtree(target, ignore_errors=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for part in ("bin", "smartos_sim"):
+    for part in ("bin", "zonebin", "smartos_sim"):
         shutil.copytree(os.path.join(SIM_DIR, part), os.path.join(target, part), ignore=ignore, symlinks=True)
 
 
@@ -149,6 +155,34 @@ def _spawn_init(vm, zdir, read_end, write_end):  # pragma: no cover - child
             os.write(write_end, f"\n{exc}\n".encode())
         finally:
             os._exit(1)
+
+
+def in_zone(pid, argv, timeout):
+    """Run ``argv`` inside the zone whose init is ``pid`` (as zlogin does)."""
+    env = ["PATH=/usr/bin:/usr/sbin:/opt/local/bin:/opt/local/sbin", "HOME=/root", "LOGNAME=root", "LANG=C.UTF-8"]
+    command = ["nsenter", "-t", str(pid), "-m", "-n", "-p", "-u", "-i", "--", "/usr/bin/env", "-i", *env, *argv]
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def shutdown(vm, timeout=STOP_TIMEOUT):
+    """Shut a zone down cleanly, as ``vmadm stop`` does: ``shutdown -y -g 0
+    -i 5`` in it (SMF stops every service, running its stop method), then
+    wait for its init to end; a zone still up after ``timeout`` seconds is
+    halted. Returns whether it went down by itself."""
+    pid = init_pid(vm["uuid"])
+    clean = True
+    if pid is not None:
+        started = _starttime(pid)
+        deadline = time.monotonic() + timeout
+        in_zone(pid, ["/usr/sbin/shutdown", "-y", "-g", "0", "-i", "5"], timeout)
+        while _starttime(pid) == started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        clean = _starttime(pid) != started
+    halt(vm)  # the zone's NICs and state; its init too if the timer ran out
+    return clean
 
 
 def halt(vm, timeout=15.0):

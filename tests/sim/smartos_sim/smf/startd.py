@@ -9,6 +9,14 @@ empties and puts them in maintenance when they fail too often
 (RINST_START_TIMES / RINST_FAILURE_RATE_NS and FAULT_THRESHOLD of illumos
 ``startd.h``).  SIGTERM makes it exit and leave the services running; a new
 startd re-adopts them from the volatile state.
+
+SIGUSR2 is the zone's shutdown (``init 5``, what ``shutdown -i 5`` asks for,
+sent by the zone's init): the milestone goes to none. Every running
+instance is stopped, its stop method run within its timeout, an instance
+only once nothing that depends on it is still up (dependents first, the
+rest in parallel); the enabled states in the repository do not change, so
+the same services start at the next boot. When nothing runs, startd exits
+and init halts the zone.
 """
 
 import json
@@ -49,6 +57,7 @@ def _sig_name(num):
 class Restarter:
     def __init__(self):
         self.stopping = False
+        self.shutdown = False  # milestone none: stop everything, then exit
         self.woken = False
         self.ops = {}  # fmri -> current method/drain operation (in memory only)
         self.rt = {}  # fmri -> runtime dict (mirrored to volatile)
@@ -132,10 +141,13 @@ class Restarter:
         signal.signal(signal.SIGTERM, self.on_term)
         signal.signal(signal.SIGINT, self.on_term)
         signal.signal(signal.SIGHUP, self.on_hup)
+        signal.signal(signal.SIGUSR2, self.on_shutdown)
         self.boot()
         while not self.stopping:
             try:
                 self.tick()
+                if self.shutdown and self.all_down():
+                    break
             except Exception as exc:  # noqa: BLE001 - keep the restarter alive
                 print(f"svc.startd: {exc.__class__.__name__}: {exc}", file=sys.stderr)
             deadline = time.monotonic() + TICK
@@ -154,6 +166,32 @@ class Restarter:
 
     def on_hup(self, _signum, _frame):
         self.woken = True
+
+    def on_shutdown(self, _signum, _frame):
+        self.shutdown = True
+        self.woken = True
+
+    def all_down(self):
+        """Nothing runs and nothing is being stopped (the shutdown is done)."""
+        return not self.ops and not any(rt.get("state") in UP for rt in self.rt.values())
+
+    def dependents_up(self, fmri):
+        """Whether an instance that depends on ``fmri`` is still up or changing."""
+        sname, _iname = repository.split_fmri(fmri)
+        for other, _s, _i in repository.instances(self.repo):
+            rt = self.rt.get(other, {})
+            if other == fmri or (rt.get("state") not in UP and other not in self.ops):
+                continue
+            for pg in self.pgs(other).values():
+                if pg.get("type") != "dependency":
+                    continue
+                grouping = (pg["props"].get("grouping", {}).get("values") or ["require_all"])[0]
+                if grouping == "exclude_all":
+                    continue
+                for entity in pg["props"].get("entities", {}).get("values", []):
+                    if entity in (fmri, f"svc:/{sname}"):  # the instance, or its whole service
+                        return True
+        return False
 
     # ----------------------------------------------------------- the tick
     def tick(self):
@@ -181,7 +219,10 @@ class Restarter:
                 self.rt[fmri]["enabled"] = enabled
                 self.rt[fmri]["temporary"] = ovr is not None and ovr != pers
                 self.rt[fmri]["logfile"] = repository.log_path(fmri)
-                self.step(fmri, enabled)
+                if self.shutdown:
+                    self.step_down(fmri)
+                else:
+                    self.step(fmri, enabled)
             for fmri in set(self.pending) - known:
                 self.pending.pop(fmri)
             vol["instances"] = self.rt
@@ -293,6 +334,19 @@ class Restarter:
             elif rt.get("marker") and not self.scan.get(rt["marker"]):
                 log_line(fmri, "Stopping because all processes in service exited.")
                 self.stop(fmri, pgs, "offline")
+
+    def step_down(self, fmri):
+        """The shutdown's step: stop a running instance once its dependents are down."""
+        self.pending.pop(fmri, None)  # administrative requests no longer matter
+        if fmri in self.ops:
+            self.advance(fmri)
+            return
+        rt = self.rt[fmri]
+        if rt["state"] in UP and not self.dependents_up(fmri):
+            log_line(fmri, "Stopping because dependency activity requires stop.")
+            self.stop(fmri, self.pgs(fmri), "offline")
+        elif rt["state"] not in UP:
+            rt["next_state"] = "none"
 
     def action(self, fmri, act, enabled):
         rt = self.rt[fmri]
@@ -499,11 +553,17 @@ class Restarter:
         self.ops.pop(fmri, None)
         if op["method"] == "stop":
             rt["marker"] = None
-        nxt = "online" if op["then"] == "offline" and rt.get("enabled") else "none"
+        nxt = "online" if op["then"] == "offline" and rt.get("enabled") and not self.shutdown else "none"
         self.set_state(fmri, op["then"], next_state=nxt, aux=op.get("aux"))
 
     def fail(self, fmri, op, retry=True):
         rt = self.rt[fmri]
+        if self.shutdown and op["method"] == "stop":
+            # Going down anyway: what the stop method left is killed, no retry.
+            contracts.kill(self.scan.get(rt.get("marker") or "", []), signal.SIGKILL)
+            rt["marker"] = None
+            self.set_state(fmri, "maintenance", aux="method_failed")
+            return
         if retry:
             rt["fault_count"] = rt.get("fault_count", 0) + 1
             if rt["fault_count"] < FAULT_THRESHOLD:
