@@ -29,6 +29,14 @@ IMAGE = "d34c301e-10c3-11e4-9b79-5f67ca448df0"
 UNKNOWN = "11111111-2222-3333-4444-555555555555"
 
 
+def recipe_gz(bed, name):
+    """A hypervisor of ``bed`` with the recipe's image imported from its image
+    source: the recipe's first step (a fresh hypervisor has no image)."""
+    gz = bed.gz(name)
+    gz.import_image(IMAGE)
+    return gz
+
+
 def recipe_zone(alias, ip, **extra):
     """The original article's zone JSON (Listing 1), with TEST-NET-1 addresses."""
     payload = {

@@ -6,7 +6,7 @@ ucarp started in each zone; then the master zone is stopped with vmadm.
 """
 
 import pytest
-from support import recipe_zone, wait_for
+from support import recipe_gz, recipe_zone, wait_for
 
 from smartos_sim.recipe import holds_vip, start_by_hand
 
@@ -21,7 +21,7 @@ def cluster(bed):
     client = bed.host("fo-client", "192.0.2.200/24")
     nodes = {}
     for gz_name, alias, ip in (("gz1", "zoneA", "192.0.2.11"), ("gz2", "zoneB", "192.0.2.12")):
-        gz = bed.gz(gz_name)
+        gz = recipe_gz(bed, gz_name)
         payload = recipe_zone(alias, ip)
         # Least privilege for a floating VIP: allowed_ips, not allow_ip_spoofing.
         # UCARP sends its adverts from the CARP MAC 00:00:5e:00:00:<vhid>, so
@@ -61,7 +61,7 @@ def test_stopping_the_master_zone_moves_the_vip(bed, cluster):
     (backup,) = set(nodes) - {master}
     master_gz, master_uuid = nodes[master]
     backup_gz, backup_uuid = nodes[backup]
-    master_gz.run("vmadm", "stop", master_uuid, check=True)
+    master_gz.run("vmadm", "stop", "-F", master_uuid, check=True)  # the master zone dies
     wait_for(lambda: holders(nodes) == [backup], timeout=30, what=f"{backup} to take the VIP")
     backup_mac = backup_gz.get(backup_uuid)["nics"][0]["mac"]
     wait_for(lambda: client_reaches_vip(bed, client), timeout=30, what="the VIP to answer again")

@@ -8,7 +8,7 @@ vmadm takes it away.
 import json
 
 import pytest
-from support import recipe_zone, wait_for
+from support import recipe_gz, recipe_zone, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -18,7 +18,7 @@ VIP = "192.0.2.110"
 @pytest.fixture(scope="module")
 def setup(bed):
     client = bed.host("lp-client", "192.0.2.201/24")
-    gz = bed.gz("gz-lp")
+    gz = recipe_gz(bed, "gz-lp")
     uuid = gz.create(recipe_zone("guarded", "192.0.2.51"))
     for step in ("net0:1 plumb", f"net0:1 {VIP} netmask 255.255.255.0 up"):
         proc = gz.zlogin(uuid, f"/usr/sbin/ifconfig {step}")

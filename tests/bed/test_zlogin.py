@@ -4,14 +4,14 @@ import os
 import shlex
 
 import pytest
-from support import UNKNOWN, recipe_zone
+from support import UNKNOWN, recipe_gz, recipe_zone
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture(scope="module")
 def gz(bed):
-    return bed.gz("gz-zlogin")
+    return recipe_gz(bed, "gz-zlogin")
 
 
 @pytest.fixture(scope="module")

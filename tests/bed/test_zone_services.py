@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from support import recipe_zone, wait_for
+from support import recipe_gz, recipe_zone, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -30,7 +30,7 @@ echo "$1" > "/var/tmp/sleeper-$1.started"
 
 @pytest.fixture(scope="module")
 def zone(bed):
-    gz = bed.gz("gz-smf")
+    gz = recipe_gz(bed, "gz-smf")
     uuid = gz.create(recipe_zone("services", "192.0.2.71"))
     install = "mkdir -p /opt/local/lib && cat > /opt/local/lib/sleeper && chmod 755 /opt/local/lib/sleeper"
     assert gz.zlogin(uuid, install, stdin=METHOD).returncode == 0

@@ -10,7 +10,7 @@ import json
 import subprocess
 
 import pytest
-from support import REPO, SALT_CALL
+from support import IMAGE, REPO, SALT_CALL
 
 
 class SaltCall:
@@ -65,3 +65,12 @@ def minion_conf(bed, tmp_path_factory):
 @pytest.fixture(scope="module")
 def salt_call(bed, minion_conf):
     return SaltCall(minion_conf[0], bed.gz("gz-func"))
+
+
+@pytest.fixture(scope="module")
+def recipe_image(salt_call):
+    """The recipe's first step, through the formula's imgadm module: a fresh
+    hypervisor has no image for vmadm create."""
+    imported = salt_call("imgadm.import", IMAGE)
+    assert list(imported) == [IMAGE], imported
+    return IMAGE

@@ -18,6 +18,7 @@ from support import IMAGE
 
 pytestmark = [
     pytest.mark.root,
+    pytest.mark.usefixtures("recipe_image"),
     pytest.mark.skipif(
         salt.version.__version_info__ >= (3008,), reason="Salt 3008 removed the smartos state with every SmartOS module"
     ),

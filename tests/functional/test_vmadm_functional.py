@@ -5,7 +5,7 @@ import os
 import pytest
 from support import recipe_zone
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("recipe_image")]
 
 
 def test_recipe_zone_lifecycle(salt_call):

@@ -11,7 +11,7 @@ import os
 import pytest
 from support import recipe_zone
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("recipe_image")]
 
 SERVICE = "svc:/site/func-sleeper:default"
 MANIFEST = """<?xml version="1.0"?>

@@ -2,7 +2,8 @@
 
 ``$SMARTOS_SIM_ROOT`` names the directory (created on first use)::
 
-    images/<uuid>.json     installed image manifests (imgadm)
+    images/<uuid>.json     installed image manifests (imgadm); none at first
+    sources.json           imgadm's image sources (images.smartos.org at first)
     vms/<uuid>.json        VM configurations (vmadm)
     zones/<uuid>/          a zone's own files: root/{etc,usr,opt,var} are the
                            upper layers of its private /etc, /usr, /opt and
@@ -22,35 +23,19 @@ from .common import ToolError
 
 DEFAULT_ROOT = "/var/tmp/smartos-sim/gz"
 
-STANDARD64 = {
-    "v": 2,
-    "uuid": "d34c301e-10c3-11e4-9b79-5f67ca448df0",
-    "owner": "00000000-0000-0000-0000-000000000000",
-    "name": "standard64",
-    "version": "14.2.0",
-    "state": "active",
-    "disabled": False,
-    "public": True,
-    "published_at": "2014-07-24T17:46:23Z",
-    "type": "zone-dataset",
-    "os": "smartos",
-    "description": "A 64-bit SmartOS image with just essential packages "
-    "installed. Ideal for users who are comfortable with setting up their "
-    "own environment and tools.",
-    "urn": "sdc:sdc:standard64:14.2.0",
-    "requirements": {"min_platform": {"7.0": "20141030T081701Z"}},
-}
+DEFAULT_SOURCES = [{"url": "https://images.smartos.org", "type": "imgapi"}]  # imgadm's default
 
 
 def root():
     """This global zone's state directory, created on first use."""
     path = os.path.abspath(os.environ.get("SMARTOS_SIM_ROOT") or DEFAULT_ROOT)
     if not os.path.isdir(os.path.join(path, "vms")):
+        # A fresh hypervisor: no image installed, imgadm's default source.
         for sub in ("images", "vms", "zones"):
             os.makedirs(os.path.join(path, sub), exist_ok=True)
-        image = os.path.join(path, "images", STANDARD64["uuid"] + ".json")
-        if not os.path.exists(image):
-            write_json(image, STANDARD64)
+        sources = os.path.join(path, "sources.json")
+        if not os.path.exists(sources):
+            write_json(sources, DEFAULT_SOURCES)
         server = os.path.join(path, "server.json")
         if not os.path.exists(server):
             write_json(
@@ -129,6 +114,28 @@ def image(uuid):
 def images():
     folder = os.path.join(root(), "images")
     return [read_json(os.path.join(folder, n)) for n in sorted(os.listdir(folder)) if n.endswith(".json")]
+
+
+def install_image(manifest):
+    write_json(os.path.join(root(), "images", manifest["uuid"] + ".json"), manifest)
+
+
+def remove_image(uuid):
+    for suffix in (".json", ".source"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(root(), "images", uuid + suffix))
+
+
+def sources():
+    """The configured image sources: ``[{url, type}]``, in order."""
+    try:
+        return read_json(os.path.join(root(), "sources.json"))
+    except FileNotFoundError:
+        return []
+
+
+def save_sources(items):
+    write_json(os.path.join(root(), "sources.json"), items)
 
 
 def not_configured(uuid):
