@@ -453,17 +453,23 @@ def host_plan(model, host):
                     "checks": render_checks(cluster, alias),
                 }
             )
-    return {
-        "zones": [
+    planned = []
+    for alias, names in sorted(zones.items()):
+        config = zone_config(model, alias)
+        planned.append(
             {
                 "alias": alias,
                 "clusters": sorted(names),
-                "config": zone_config(model, alias),
+                "config": config,
+                "image": config.get("image_uuid") or config.get("dataset_uuid"),
                 "manifest": render_manifest(sorted(names)),
                 "fmris": [f"{SERVICE}:{n}" for n in sorted(names)],
             }
-            for alias, names in sorted(zones.items())
-        ],
+        )
+    return {
+        "zones": planned,
+        # What vmadm create needs installed first (a fresh hypervisor has none).
+        "images": sorted({zone["image"] for zone in planned if zone["image"]}),
         "nodes": nodes,
         "manifest_path": MANIFEST_PATH,
         "lib": LIB,

@@ -211,7 +211,10 @@ def test_host_plan_and_options_file():
         "--shutdown",
     ]
     assert "s3cret" not in repr(plan)
-    assert model_util.host_plan(model, "gz9") == dict(plan, zones=[], nodes=[])
+    # The images its zones need, imported before vmadm create (a zone names it in its config).
+    assert plan["images"] == [model_util.STANDARD64]
+    assert [z["image"] for z in plan["zones"]] == [model_util.STANDARD64, model_util.STANDARD64]
+    assert model_util.host_plan(model, "gz9") == dict(plan, zones=[], nodes=[], images=[])
     # A change of what the running instance has read restarts it; the hooks
     # ucarp runs afresh at each transition do not.
     assert plan["restart_on"] == ["/opt/local/lib/ucarp/ucarp-method", "/opt/local/lib/ucarp/ucarp-agent"]
