@@ -11,7 +11,7 @@ settings (advbase 1, advskew 0, deadratio 3, one VIP, one VHID):
   through zlogin, and started again by hand after the zone boots again.
 
 One run: wait until exactly one zone holds the VIP and the client reaches
-it; ``t0`` just before ``vmadm stop`` of that zone; probe from the client
+it; ``t0`` just before ``vmadm stop -F`` of that zone (a crash); probe from the client
 (neighbour entry flushed, one ping) until the VIP answers from the backup's
 MAC: ``t1``.  The failover time is ``t1 - t0``.  The stopped zone is then
 started again and waited for as a healthy backup, and the next run stops the
@@ -269,9 +269,10 @@ class HandSetup:
     def build(self):
         for gz_name, alias, ip in SETUPS[self.name]:
             gz = self.bed.gz(gz_name)
+            gz.import_image(IMAGE)  # the recipe's first step: a fresh hypervisor has no image
             uuid = gz.create(self.payload(alias, ip))
             node = Node(alias, gz, uuid, ip, zone_mac(gz, uuid))
-            say(f"{gz_name}: vmadm create {alias}, ucarp started by hand (recipe.start_by_hand)")
+            say(f"{gz_name}: imgadm import, vmadm create {alias}, ucarp started by hand (recipe.start_by_hand)")
             self.start_ucarp(node)
             self.nodes.append(node)
 
@@ -354,7 +355,7 @@ def one_run(setup, client, index):
     jitter = random.uniform(0, TIMINGS["advbase"])
     time.sleep(jitter)
     t0 = time.monotonic()
-    holder.gz.run("vmadm", "stop", holder.uuid, check=True)
+    holder.gz.run("vmadm", "stop", "-F", holder.uuid, check=True)
     stopped = time.monotonic()
     t1, probes, last_miss = watch_failover(probe, backup, t0)
     shown = "TIMEOUT" if t1 is None else f"{t1 - t0:.2f}s"
@@ -521,7 +522,7 @@ def main(argv=None):
     if not bed_ready("failover.py"):
         return 1
     record = new_record(
-        "unplanned failover: vmadm stop of the VIP holder -> VIP answering the client from the backup",
+        "unplanned failover: vmadm stop -F of the VIP holder -> VIP answering the client from the backup",
         {
             "vip": VIP,
             "vhid": VHID,
@@ -553,7 +554,7 @@ def main(argv=None):
         results=results,
         ratios={key: ratios(results, key) for key in ("failover_s", "last_advert_to_answer_s")},
     )
-    print(table(results, "failover_s", "Failover: vmadm stop of the holder -> VIP answering from the backup"))
+    print(table(results, "failover_s", "Failover: vmadm stop -F of the holder -> VIP answering from the backup"))
     print()
     print(table(results, "last_advert_to_answer_s", "From the old master's last advert -> VIP answering"))
     print(f"\n{closing}")

@@ -176,7 +176,7 @@ def one_run(ctx, index, master_alias):
     jitter = random.uniform(0, 1)  # the stop's phase in the advert and beacon cycles: uniform
     time.sleep(jitter)
     t0 = time.time()
-    master.gz.run("vmadm", "stop", master.uuid, check=True)
+    master.gz.run("vmadm", "stop", "-F", master.uuid, check=True)
     takeover, last_miss = watch_takeover(probe, backup, t0)
     took_over = lambda e: e.data["transition"]["zone"] == backup.alias and e.data["transition"]["role"] == "master"  # noqa: E731
     done = bus.wait(f"ucarp/{CLUSTER}/failover/complete", t0, took_over, timeout=EVENT_TIMEOUT)

@@ -51,7 +51,7 @@ becomes master again and runs its up hook.
   target alone holding the VIP) are kept beside the gap.
 * **failover** (``--failovers``, default 5, after the switchovers, same
   setup): the prober as above, a random delay of 0 to advbase seconds (the
-  stop's phase in the advert cycle: uniform), ``vmadm stop`` of the master
+  stop's phase in the advert cycle: uniform), ``vmadm stop -F`` of the master
   zone, probe until the other zone answers and 1 s more.  Gap as above; the
   time from the stop to the first answer of the other zone is kept too.
   Then ``vmadm start`` of the stopped zone and wait until its ucarp instance
@@ -363,7 +363,7 @@ def failover_run(ctx, index, master):
         jitter = random.uniform(0, SPEC["advbase"])
         time.sleep(jitter)
         t0, stop_epoch = time.monotonic(), time.time()
-        stopped.gz.run("vmadm", "stop", stopped.uuid, check=True)
+        stopped.gz.run("vmadm", "stop", "-F", stopped.uuid, check=True)
         t_stopped = time.monotonic()
         answer = poll(lambda: prober.first_answer(backup, t0), FAILOVER_TIMEOUT, 0.05)
         if answer is None:
@@ -396,8 +396,8 @@ FIGURES = (
     ("switchovers", "gap_s", "**switchover gap** (`ucarp.switchover`, client's view)"),
     ("switchovers", "handover_s", "switchover `handover_s` (runner: start -> target alone holds the VIP)"),
     ("switchovers", "total_s", "switchover `total_s` (runner: the whole switchover)"),
-    ("failovers", "gap_s", "**unplanned failover gap** (`vmadm stop` of the master, client's view)"),
-    ("failovers", "stop_to_answer_s", "unplanned failover: `vmadm stop` -> other zone answers"),
+    ("failovers", "gap_s", "**unplanned failover gap** (`vmadm stop -F` of the master, client's view)"),
+    ("failovers", "stop_to_answer_s", "unplanned failover: `vmadm stop -F` -> other zone answers"),
 )
 
 

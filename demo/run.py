@@ -6,7 +6,7 @@ salt-master with the formula's reactor and a salt-minion on each hypervisor,
 applies the formula from a pillar like ``pillar.example`` (cluster ``web``:
 zone web-a on gz1, web-b on gz2, VIP 192.0.2.100), installs a small web
 service bound to the VIP in each zone, and shows ``salt-run ucarp.status``.
-Then it stops the zone holding the VIP with ``vmadm stop`` and prints, as
+Then it crashes the zone holding the VIP (``vmadm stop -F``) and prints, as
 they happen, the backup taking the VIP, the beacon's event reaching the
 master, the reactor's actions (the web service moves to the new master) and
 its ``failover/complete`` report; the client gets its answer from the other
@@ -326,10 +326,10 @@ def failover(bed, client, timeline, master):
         "against pillar, checks that exactly one zone holds the VIP, runs on_master in that zone and on_backup\n"
         f"in the other, and fires ucarp/{CLUSTER}/failover/complete"
     )
-    say(f"{master['gz']}: vmadm stop {uuid}\n{old} dies abruptly: no down hook, no goodbye; "
+    say(f"{master['gz']}: vmadm stop -F {uuid}\n{old} dies abruptly: no down hook, no goodbye; "
         f"{new} takes over after 3 missed adverts (advbase 1 s x deadratio 3)")  # fmt: skip
     stopped_at = time.time()
-    gz.run("vmadm", "stop", uuid, check=True)
+    gz.run("vmadm", "stop", "-F", uuid, check=True)
     taken = poll(lambda: timeline.pump() or holds_vip(bed, new), WAIT, 0.05)
     if not taken:
         raise DemoError(f"{new} did not take {VIP} within {WAIT}s")

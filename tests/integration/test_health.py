@@ -275,7 +275,7 @@ def test_a_sick_backup_does_not_take_the_vip_from_a_dead_master(applied):
     backup = other(master)
     nodes.turn_app(backup, False, "ineligible")
     gz, uuid = nodes.gz(master), nodes.uuid(master)
-    gz.run("vmadm", "stop", uuid, check=True)
+    gz.run("vmadm", "stop", "-F", uuid, check=True)  # dies: no down hook runs
     try:
         # Well past advbase x deadratio (3 s): a healthy backup would hold the VIP by now.
         nodes.stays(None, 3 * STAY // 2)
