@@ -8,6 +8,7 @@ out of every place it must not be.
 """
 
 import copy
+import json
 import os
 import re
 import stat
@@ -273,5 +274,38 @@ def test_bad_pillar_applies_nothing(minions, set_pillar, applied, change, messag
         assert message in proc.stdout + proc.stderr
         assert minions["gz1"].gz.run("vmadm", "lookup", "alias=new-a").stdout == ""  # nothing half-applied
         assert message in "\n".join(minions["gz1"].call("ucarp.validate"))
+    finally:
+        set_pillar(CLUSTERS)
+
+
+def test_an_image_no_source_has_stops_its_zone_and_nothing_else(minions, set_pillar, applied):
+    """A zone whose image cannot be imported is not created, and nothing is
+    done in it; the state names the image and imgadm's answer. The zones
+    that have their image go on as before."""
+    missing = "11111111-2222-3333-4444-555555555555"
+    extra = copy.deepcopy(CLUSTERS)
+    extra["new"] = {
+        "vip": "192.0.2.120",
+        "vhid": 103,
+        "password": "new-Secret-1",
+        "zone": {"image_uuid": missing},
+        "nodes": {"new-a": {"host": "gz1", "ip": "192.0.2.31"}, "new-b": {"host": "gz2", "ip": "192.0.2.32"}},
+    }
+    set_pillar(extra)
+    try:
+        proc = minions["gz1"].run("state.apply", "ucarp")
+        assert proc.returncode != 0
+        results = {r["__id__"]: r for r in json.loads(proc.stdout)["local"].values()}
+        image = results[f"ucarp-image-present-{missing}"]
+        assert image["result"] is False
+        assert image["comment"] == (
+            f"Image {missing} is not installed and could not be imported: imgadm import: error "
+            f'(ActiveImageNotFound): an active image "{missing}" was not found in image sources'
+        )
+        failed = sorted(i for i, r in results.items() if r["result"] is False)
+        assert all("new-a" in i or i == f"ucarp-image-present-{missing}" for i in failed), failed
+        assert "One or more requisite failed" in results["ucarp-zone-present-new-a"]["comment"]
+        assert minions["gz1"].gz.run("vmadm", "lookup", "alias=new-a").stdout == ""
+        assert all(r["result"] is True for i, r in results.items() if "new-a" not in i and missing not in i)
     finally:
         set_pillar(CLUSTERS)
