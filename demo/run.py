@@ -273,7 +273,10 @@ def show_pillar():
 
 def apply(cluster, bed, timeline):
     show_pillar()
-    say("salt 'gz*' state.apply ucarp.zones: each hypervisor creates its zone (vmadm), VIP in the NIC's allowed_ips")
+    say(
+        "salt 'gz*' state.apply ucarp.zones: each hypervisor imports the zone's image (imgadm: a fresh one has none)\n"
+        "and creates its zone (vmadm), VIP in the NIC's allowed_ips"
+    )
     results = timeline.during(cluster.salt, "gz*", "state.apply", "ucarp.zones")
     say(summarise_states(results))
     for alias in NODES:
@@ -345,7 +348,7 @@ def switchover_back(cluster, bed, client, timeline, master):
     """``salt-run ucarp.switchover``: refused while the target is stopped, then done."""
     (target,) = [a for a in NODES if a != master["zone"]]
     command = ("ucarp.switchover", CLUSTER, f"to={target}")
-    say(f"maintenance is over: move the VIP back on purpose. salt-run {' '.join(command)}")
+    say(f"move the VIP back to {target} on purpose: salt-run {' '.join(command)}")
     proc = cluster.run_cli("salt-run", "--out=json", *command)
     answer = parse_json(proc.stdout) or {}
     if proc.returncode == 0:
