@@ -42,8 +42,10 @@ def boot():
     for uuid in gz.vm_uuids():
         with gz.locked():
             vm = gz.load_vm(uuid)
-            if vm is None or not vm.get("autoboot", True) or vm.get("transition") or zone.init_pid(uuid):
+            unbootable = vm is None or vm.get("transition") in ("provisioning", "failed")
+            if unbootable or not vm.get("autoboot", True) or zone.init_pid(uuid):
                 continue
+            vm.pop("transition", None)  # a stop the reboot cut short
             zone.boot(vm)
             vm["boot_timestamp"] = vmobj.now()
             gz.save_vm(vm)
