@@ -49,7 +49,7 @@ MANIFEST = """<?xml version="1.0"?>
 <!DOCTYPE service_bundle SYSTEM "/usr/share/lib/xml/dtd/service_bundle.dtd.1">
 <service_bundle type="manifest" name="{name}">
   <service name="network/{name}" type="service" version="1">
-    <dependency name="network" grouping="require_all" restart_on="error" type="service">
+    <dependency name="network" grouping="{grouping}" restart_on="{restart_on}" type="service">
       <service_fmri value="{dep}"/>
     </dependency>
     <exec_method type="method" name="start" exec="{start}" timeout_seconds="60"/>
@@ -161,6 +161,8 @@ class Zone:
             stop=stop,
             duration=duration,
             dep=kw.pop("dep", "svc:/milestone/network:default"),
+            grouping=kw.pop("grouping", "require_all"),
+            restart_on=kw.pop("restart_on", "error"),
             instances="\n".join(INSTANCE.format(inst=i, enabled=e, vhid=v) for i, e, v in insts),
         )
         path = self.root / f"{name}.xml"
@@ -422,6 +424,26 @@ def test_unsatisfied_dependency(zone):
     assert zone.run("svcadm", "enable", "-r", fmri).returncode == 0
     zone.wait_state(fmri, "online")
     assert zone.state("svc:/network/base:web") == "online"
+
+
+@pytest.mark.parametrize("grouping", ["require_all", "optional_all"])
+def test_a_restart_on_none_dependency_never_stops_its_dependent(zone, grouping):
+    """smf(7): with restart_on="none" the dependent is not stopped or
+    restarted when the dependency stops, is refreshed or restarts; the
+    dependency only orders the start."""
+    fmri = zone.daemon(dep="svc:/network/base:web", grouping=grouping, restart_on="none")
+    base = zone.manifest("base", zone.script("base-start", "/bin/sleep 1000 &"))
+    assert zone.run("svccfg", "import", base).returncode == 0
+    assert zone.run("svcadm", "enable", "-s", "svc:/network/base:web").returncode == 0
+    assert zone.run("svcadm", "enable", "-s", fmri).returncode == 0
+    pid = zone.run("svcs", "-Hp", fmri).stdout.split()[-2]
+    assert zone.run("svcadm", "disable", "-s", "svc:/network/base:web").returncode == 0
+    assert zone.run("svcadm", "enable", "-s", "svc:/network/base:web").returncode == 0  # offline, then online
+    assert zone.run("svcadm", "restart", "svc:/network/base:web").returncode == 0
+    zone.wait_state("svc:/network/base:web", "online")
+    assert zone.state(fmri) == "online"
+    assert zone.run("svcs", "-Hp", fmri).stdout.split()[-2] == pid  # never stopped
+    assert "dependency activity" not in zone.log("ucarp")
 
 
 # ---------------------------------------------------------------- patterns and exit codes

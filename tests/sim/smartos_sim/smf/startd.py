@@ -254,11 +254,17 @@ class Restarter:
         states = [self.rt.get(f"svc:/{sname}:{n}", {}).get("state") for n in names]
         return any(s in UP for s in states), True
 
-    def deps_ok(self, pgs):
+    def deps_ok(self, pgs, running=False):
+        """Whether the instance's dependencies are satisfied. For a running
+        instance only those whose ``restart_on`` is not ``none`` count: a
+        dependency with ``restart_on="none"`` orders the start and nothing
+        else (it never stops its dependent)."""
         for pg in pgs.values():
             if pg.get("type") != "dependency":
                 continue
             props = pg["props"]
+            if running and (props.get("restart_on", {}).get("values") or ["none"])[0] == "none":
+                continue
             grouping = (props.get("grouping", {}).get("values") or ["require_all"])[0]
             entities = props.get("entities", {}).get("values", [])
             results = [self.dep_up(e) for e in entities]
@@ -328,7 +334,7 @@ class Restarter:
             if not enabled:
                 log_line(fmri, "Stopping because service disabled.")
                 self.stop(fmri, pgs, "disabled")
-            elif not self.deps_ok(pgs):
+            elif not self.deps_ok(pgs, running=True):
                 log_line(fmri, "Stopping because dependency activity requires stop.")
                 self.stop(fmri, pgs, "offline")
             elif rt.get("marker") and not self.scan.get(rt["marker"]):
