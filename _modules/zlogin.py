@@ -28,6 +28,11 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 log = logging.getLogger(__name__)
 
+
+class ZoneFileMissing(CommandExecutionError):
+    """A file asked for in a zone does not exist there."""
+
+
 __virtualname__ = "zlogin"
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -267,7 +272,7 @@ def file_read(zone, path, encoding="utf-8"):
     path = _path(path)
     res = run(zone, _script(_READ, path), output_loglevel="quiet")  # the content may be a secret
     if res["retcode"] == 3:
-        raise CommandExecutionError(f"zlogin: zone {zone}: {path}: No such file")
+        raise ZoneFileMissing(f"zlogin: zone {zone}: {path}: No such file")
     if res["retcode"] != 0:
         raise CommandExecutionError(f"zlogin: zone {zone}: cannot read {path}: {res['stderr'].strip()}")
     data = bytes.fromhex("".join(res["stdout"].split()))
@@ -375,10 +380,8 @@ def file_hash(zone, path, algorithm="sha256"):
     """
     try:
         data = file_read(zone, path, encoding=None)
-    except CommandExecutionError as exc:
-        if str(exc).endswith("No such file"):
-            return None
-        raise
+    except ZoneFileMissing:
+        return None
     return hashlib.new(algorithm, data).hexdigest()
 
 
