@@ -15,6 +15,7 @@ import fcntl
 import json
 import logging
 import os
+import time
 
 import salt.version
 from salt.exceptions import CommandExecutionError
@@ -27,6 +28,7 @@ except ImportError:  # a formula: the util is synced and comes through __utils__
 log = logging.getLogger(__name__)
 
 __virtualname__ = "ucarp"
+OVERRIDE_TTL = 300  # seconds a planned step's override is good for
 
 
 def __virtual__():
@@ -297,7 +299,7 @@ def health(zone, cluster):
     return found[-1] if found else None
 
 
-def override(cluster, zone, mode=None, refresh=True):
+def override(cluster, zone, mode=None, refresh=True, ttl=OVERRIDE_TTL):
     """
     Restart a node's ucarp for one step of a planned switchover, or back to
     normal (``mode`` None).  The ``ucarp.switchover`` runner calls this.
@@ -312,9 +314,17 @@ def override(cluster, zone, mode=None, refresh=True):
         Restart the node's ucarp with it now (default).  ``False`` only
         writes or removes the override.
 
+    ttl
+        Seconds the override is good for (default 300): after them the
+        agent ignores it, and restarts a backup's ucarp that runs with it
+        on its own options, so a step left by an interrupted switchover or
+        rollout cannot slow a later failover.
+
     The override lives in ``/var/db/ucarp/<cluster>.override`` in the zone;
     ``svcadm refresh`` makes the instance's agent restart ucarp with it.  It
-    lasts until the next override or start of the instance.
+    lasts until the next override, its expiry or the next start of the
+    instance. The agent uses it only if it is a regular file owned by root
+    and writable by root alone (``ucarp.status`` shows one it ignores).
 
     CLI Example:
 
@@ -331,7 +341,7 @@ def override(cluster, zone, mode=None, refresh=True):
             __salt__["zlogin.file_remove"](zone, path)
     else:
         try:
-            lines = _util("override_lines")(model, mode)
+            lines = _util("override_lines")(model, mode, time.time() + int(ttl))
         except ValueError as exc:
             raise CommandExecutionError(f"ucarp: {exc}") from exc
         __salt__["zlogin.file_write"](zone, path, "\n".join(lines) + "\n", mode="0644", makedirs=True)
@@ -384,13 +394,23 @@ def holders(cluster):
     return out
 
 
+def _override_info(zone, cluster):
+    """The node's override as its agent sees it (None: there is none)."""
+    path = _util("node_files")(cluster)["override"]
+    stat = __salt__["zlogin.file_stat"](zone, path)
+    text = __salt__["zlogin.file_read"](zone, path) if stat and stat["type"] == "file" else None
+    return _util("override_info")(stat, text, time.time())
+
+
 def status():
     """
     Return the state of this global zone's UCARP nodes.
 
     For each node: its zone and zone state, the SMF state of its instance,
-    whether it holds the VIP now, its last recorded transition and its
-    health (the agent's last record; None without health checks).
+    whether it holds the VIP now, its last recorded transition, its
+    health (the agent's last record; None without health checks) and its
+    override (a planned step's: ``mode``, ``expires`` and, when the agent
+    does not use it, why in ``ignored``; None without one).
 
     CLI Example:
 
@@ -414,7 +434,8 @@ def status():
             entry["holds_vip"] = _holds(node["alias"], cluster["vip"])
             entry["last_transition"] = last_transition(node["alias"], node["cluster"])
             entry["health"] = health(node["alias"], node["cluster"]) if node["checks"] else None
+            entry["override"] = _override_info(node["alias"], node["cluster"])
         else:
-            entry.update(service=None, holds_vip=False, last_transition=None, health=None)
+            entry.update(service=None, holds_vip=False, last_transition=None, health=None, override=None)
         out.append(entry)
     return out

@@ -40,6 +40,10 @@ DEFAULTS = {
     "on_master": [],
     "on_backup": [],
     "health": {},
+    # The services the VIP fronts (besides those its checks and on_master
+    # name): the ucarp instance starts after them and stops before them, so
+    # a planned stop hands the VIP over while they still answer.
+    "fronts": [],
 }
 HEALTH_DEFAULTS = {"interval": 2, "timeout": 2, "fall": 3, "rise": 2, "port": 9201}
 HEALTH_KEYS = set(HEALTH_DEFAULTS) | {"checks"}
@@ -64,7 +68,7 @@ LIB = "/opt/local/lib/ucarp"
 MANIFEST_PATH = "/opt/local/lib/svc/manifest/ucarp.xml"
 TRANSITIONS_DIR = "/var/db/ucarp"
 SERVICE = "svc:/network/ucarp"
-HOOK_FILES = ("ucarp-method", "ucarp-agent", "vip-hook", "vip-up", "vip-down")
+HOOK_FILES = ("ucarp-method", "ucarp-agent", "vip-hook", "vip-up", "vip-down", "peer-master")
 # The ones a running instance has read: a change restarts it.  ucarp runs
 # the others afresh at each transition, so their change needs no restart
 # (and a restart of the master's ucarp would move its VIP).
@@ -186,12 +190,30 @@ def _normalise_cluster(name, given, defaults, path, problems):
     # An explicit empty health turns off checks the defaults would give.
     health = given["health"] if given.get("health", True) in (None, {}) else cluster.get("health")
     out["health"] = _check_health(health, out, f"{path}:health", problems)
+    out["fronts"] = _fronts(cluster.get("fronts"), out, f"{path}:fronts", problems)
     segment = cluster.get("segment")
     if segment is None:
         segment = str(zone.get("nic_tag", "admin")) + (f"/vlan{zone['vlan_id']}" if zone.get("vlan_id") else "")
     out["segment"] = str(segment)
     out["nodes"] = _normalise_nodes(cluster.get("nodes"), out, network, f"{path}:nodes", problems)
     return out
+
+
+def _fronts(given, cluster, path, problems):
+    """The services the VIP fronts: ``fronts``, the checked services and the
+    services ``on_master`` starts, as full FMRIs (``svc:/a/b:default``)."""
+    fmris = []
+    if not isinstance(given, list):
+        problems.add(path, "must be a list of service FMRIs")
+        given = []
+    for i, fmri in enumerate(given):
+        if not isinstance(fmri, str) or not FMRI_RE.match(fmri):
+            problems.add(f"{path}:{i}", f"{fmri!r} is not a service FMRI such as svc:/network/http:apache")
+        else:
+            fmris.append(fmri)
+    fmris += [c["fmri"] for c in (cluster["health"] or {}).get("checks", []) if c["kind"] == "service"]
+    fmris += [a["arg"] for a in cluster["on_master"] if a["action"] in ("svc_enable", "svc_restart")]
+    return sorted({f"svc:/{_fmri_key(f)}" for f in fmris})
 
 
 def _check_actions(actions, path, problems):
@@ -462,7 +484,7 @@ def host_plan(model, host):
                 "clusters": sorted(names),
                 "config": config,
                 "image": config.get("image_uuid") or config.get("dataset_uuid"),
-                "manifest": render_manifest(sorted(names)),
+                "manifest": render_manifest(sorted(names), {n: model[n]["fronts"] for n in names}),
                 "fmris": [f"{SERVICE}:{n}" for n in sorted(names)],
             }
         )
@@ -529,8 +551,11 @@ def render_checks(cluster, alias):
     return "\n".join(lines) + "\n"
 
 
-def override_lines(cluster, mode):
-    """What the agent adds to ucarp's options for one step of a planned switchover.
+def override_lines(cluster, mode, expires):
+    """What the agent adds to ucarp's options for one step of a planned
+    switchover or rollout, until ``expires`` (epoch seconds): after it the
+    agent ignores the override, so one left by an interrupted step does not
+    slow a later failover.
 
     ``preempt``: take the VIP from the (slower) master at its next advert;
     ``slow``: wait much longer than usual before taking over from a silent
@@ -539,17 +564,73 @@ def override_lines(cluster, mode):
     without running it).
     """
     if mode == "preempt":
-        return ["--preempt", "--advskew=0"]
-    if mode == "slow":
-        return [f"--deadratio={min(255, cluster['deadratio'] * 3 + 2)}"]
-    if mode == "keep-vip":
-        return ["keep-vip", "--neutral"]
-    raise ValueError(f"unknown override {mode!r} (known: {', '.join(OVERRIDES)})")
+        lines = ["--preempt", "--advskew=0"]
+    elif mode == "slow":
+        lines = [f"--deadratio={min(255, cluster['deadratio'] * 3 + 2)}"]
+    elif mode == "keep-vip":
+        lines = ["keep-vip", "--neutral"]
+    else:
+        raise ValueError(f"unknown override {mode!r} (known: {', '.join(OVERRIDES)})")
+    return [*lines, f"expires {int(expires)}"]
 
 
-def render_manifest(instances):
-    """The SMF manifest of ``network/ucarp`` with one instance per cluster."""
-    rows = "\n".join(f'    <instance name="{name}" enabled="false"/>' for name in instances)
+def override_info(stat, text, now):
+    """What the agent makes of an override file, as ``ucarp.status`` shows it.
+
+    ``stat`` is ``zlogin.file_stat``'s answer (None: no file), ``text`` the
+    content. The agent trusts a regular file owned by root and writable by
+    root alone, until its ``expires`` line: ``{"mode", "expires", "ignored"}``
+    where ``ignored`` says why the agent does not use it (None: it does).
+    """
+    if stat is None:
+        return None
+    info = {"mode": None, "expires": None, "ignored": None}
+    if stat["type"] != "file":
+        info["ignored"] = f"not a regular file ({stat['type']})"
+        return info
+    if stat["uid"] != 0:
+        info["ignored"] = f"owned by uid {stat['uid']}, not root"
+        return info
+    if int(stat["mode"], 8) & 0o022:
+        info["ignored"] = f"writable by others (mode {stat['mode']})"
+        return info
+    lines = [line.strip() for line in (text or "").splitlines()]
+    expires = [int(line.split()[1]) for line in lines if re.match(r"^expires [0-9]+$", line)]
+    info["expires"] = expires[0] if expires else None
+    if "keep-vip" in lines:
+        info["mode"] = "keep-vip"
+    elif "--preempt" in lines:
+        info["mode"] = "preempt"
+    elif any(line.startswith("--deadratio=") for line in lines):
+        info["mode"] = "slow"
+    if info["expires"] is None:
+        info["ignored"] = "no expiry: left by an older formula or written by hand"
+    elif info["expires"] < now:
+        info["ignored"] = "expired: left by an interrupted switchover or rollout"
+    return info
+
+
+def render_manifest(instances, fronts=None):
+    """The SMF manifest of ``network/ucarp`` with one instance per cluster;
+    ``fronts`` maps an instance to the services its VIP fronts, which it
+    starts after and stops before (an optional_all dependency: met by a
+    service that is online, disabled or absent; their restarts do not
+    restart ucarp)."""
+    fronts = fronts or {}
+    rows = []
+    for name in instances:
+        if not fronts.get(name):
+            rows.append(f'    <instance name="{name}" enabled="false"/>')
+            continue
+        values = "\n".join(f'        <service_fmri value="{fmri}"/>' for fmri in fronts[name])
+        rows.append(
+            f'    <instance name="{name}" enabled="false">\n'
+            '      <dependency name="fronts" grouping="optional_all" restart_on="none" type="service">\n'
+            f"{values}\n"
+            "      </dependency>\n"
+            "    </instance>"
+        )
+    rows = "\n".join(rows)
     return f"""<?xml version="1.0"?>
 <!DOCTYPE service_bundle SYSTEM "/usr/share/lib/xml/dtd/service_bundle.dtd.1">
 <!--
@@ -557,8 +638,9 @@ def render_manifest(instances):
   ucarp ships no manifest. The start method starts the instance's agent,
   which runs ucarp with the options in {ETC}/<instance>.conf
   while the node's health checks pass; refresh makes it re-read a planned
-  switchover's override. Stopping sends SIGTERM, on which ucarp (started
-  with shutdown set) runs its down hook and drops the VIP.
+  switchover's override. The stop method stops the agent, which hands the
+  VIP over to a backup first when this node holds it (no gap for clients),
+  and waits for it.
 -->
 <service_bundle type="manifest" name="ucarp">
   <service name="network/ucarp" type="service" version="1">
@@ -569,7 +651,7 @@ def render_manifest(instances):
       <service_fmri value="svc:/system/filesystem/local:default"/>
     </dependency>
     <exec_method type="method" name="start" exec="{LIB}/ucarp-method %i" timeout_seconds="60"/>
-    <exec_method type="method" name="stop" exec=":kill" timeout_seconds="60"/>
+    <exec_method type="method" name="stop" exec="{LIB}/ucarp-method %i stop" timeout_seconds="60"/>
     <exec_method type="method" name="refresh" exec="{LIB}/ucarp-method %i refresh" timeout_seconds="60"/>
     <property_group name="startd" type="framework">
       <propval name="duration" type="astring" value="contract"/>

@@ -223,13 +223,38 @@ def test_host_plan_and_options_file():
 
 def test_manifest_is_a_valid_service_bundle(tmp_path):
     path = tmp_path / "ucarp.xml"
-    path.write_text(model_util.render_manifest(["db", "web"]))
+    path.write_text(model_util.render_manifest(["db", "web"], {"web": ["svc:/network/http:apache"]}))
     svccfg = os.path.join(REPO, "tests", "sim", "bin", "svccfg")
     env = dict(os.environ, SMARTOS_SIM_ZONEROOT=str(tmp_path / "zone"))
     proc = subprocess.run(
         [sys.executable, svccfg, "validate", str(path)], capture_output=True, text=True, env=env, check=False
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_fronts_are_what_the_vip_serves_and_order_the_instance():
+    raw = copy.deepcopy(GOOD)
+    raw["web"].update(
+        fronts=["site/app"],
+        on_master=[{"svc_enable": "svc:/network/http:apache"}, {"run": "logger up"}],
+        health={"checks": [{"service": "svc:/site/app:default"}, {"tcp": 80}]},
+    )
+    model, problems = model_util.normalise(raw)
+    assert problems == []
+    assert model["web"]["fronts"] == ["svc:/network/http:apache", "svc:/site/app:default"]
+    assert model["db"]["fronts"] == []
+    manifests = {z["alias"]: ElementTree.fromstring(z["manifest"]) for z in model_util.host_plan(model, "gz1")["zones"]}
+    (web,) = manifests["web-a"].findall("service/instance[@name='web']")
+    (dep,) = web.findall("dependency")
+    assert (dep.get("name"), dep.get("grouping"), dep.get("restart_on")) == ("fronts", "optional_all", "none")
+    assert [f.get("value") for f in dep.findall("service_fmri")] == model["web"]["fronts"]
+    assert manifests["db-a"].findall("service/instance[@name='db']/dependency") == []
+    assert problems_of(lambda p: p["web"].update(fronts="svc:/site/app")) == [
+        "ucarp:clusters:web:fronts: must be a list of service FMRIs"
+    ]
+    assert problems_of(lambda p: p["web"].update(fronts=["$(reboot)"])) == [
+        "ucarp:clusters:web:fronts:0: '$(reboot)' is not a service FMRI such as svc:/network/http:apache"
+    ]
 
 
 # Health checks, the agent's files, switchover overrides.
@@ -408,13 +433,37 @@ def test_override_lines(mode, deadratio, lines):
     raw = copy.deepcopy(GOOD)
     raw["web"]["deadratio"] = deadratio
     cluster = model_util.normalise(raw)[0]["web"]
-    assert model_util.override_lines(cluster, mode) == lines
+    assert model_util.override_lines(cluster, mode, 1700000300.7) == [*lines, "expires 1700000300"]
 
 
 def test_unknown_override_is_an_error():
     cluster = model_util.normalise(GOOD)[0]["web"]
     with pytest.raises(ValueError, match=r"^unknown override 'fast' \(known: preempt, slow, keep-vip\)$"):
-        model_util.override_lines(cluster, "fast")
+        model_util.override_lines(cluster, "fast", 0)
+
+
+FILE = {"type": "file", "mode": "0644", "uid": 0}
+
+
+@pytest.mark.parametrize(
+    ("stat", "text", "info"),
+    [
+        (None, None, None),
+        (FILE, "--deadratio=11\nexpires 1000\n", {"mode": "slow", "expires": 1000, "ignored": None}),
+        (FILE, "keep-vip\n--neutral\nexpires 1000\n", {"mode": "keep-vip", "expires": 1000, "ignored": None}),
+        (FILE, "--preempt\n--advskew=0\nexpires 999\n",
+         {"mode": "preempt", "expires": 999, "ignored": "expired: left by an interrupted switchover or rollout"}),
+        (FILE, "--deadratio=11\n",
+         {"mode": "slow", "expires": None, "ignored": "no expiry: left by an older formula or written by hand"}),
+        ({"type": "link", "mode": "0777", "uid": 0}, None,
+         {"mode": None, "expires": None, "ignored": "not a regular file (link)"}),
+        (dict(FILE, uid=100), None, {"mode": None, "expires": None, "ignored": "owned by uid 100, not root"}),
+        (dict(FILE, mode="0666"), None, {"mode": None, "expires": None, "ignored": "writable by others (mode 0666)"}),
+        (dict(FILE, mode="0664"), None, {"mode": None, "expires": None, "ignored": "writable by others (mode 0664)"}),
+    ],
+)  # fmt: skip
+def test_override_info_trusts_a_root_file_until_it_expires(stat, text, info):
+    assert model_util.override_info(stat, text, now=1000) == info
 
 
 def test_parse_health_keeps_the_last_good_record_of_each_seq():
@@ -453,13 +502,13 @@ def test_node_files():
     assert model_util.health_path("web") == "/var/db/ucarp/web.health"
 
 
-def test_manifest_refreshes_through_the_agent_and_ignores_its_restarts():
+def test_manifest_stops_and_refreshes_through_the_agent_and_ignores_its_restarts():
     root = ElementTree.fromstring(model_util.render_manifest(["web"]))
     service = root.find("service")
     methods = {m.get("name"): m.get("exec") for m in service.findall("exec_method")}
     assert methods == {
         "start": "/opt/local/lib/ucarp/ucarp-method %i",
-        "stop": ":kill",
+        "stop": "/opt/local/lib/ucarp/ucarp-method %i stop",  # the agent hands the VIP over first
         "refresh": "/opt/local/lib/ucarp/ucarp-method %i refresh",
     }
     startd = service.find("property_group[@name='startd']")

@@ -1,5 +1,7 @@
 """Unit tests of the health and switchover functions of _modules/ucarp.py, with a fake zlogin."""
 
+import time
+
 import pytest
 from salt.exceptions import CommandExecutionError
 from support import load_salt_module
@@ -51,7 +53,11 @@ class Zones:
 
     def file_stat(self, zone, path):
         self.calls.append(("file_stat", zone, path))
-        return {"type": "file", "mode": "0644"} if (zone, path) in self.files else None
+        return {"type": "file", "mode": "0644", "uid": 0} if (zone, path) in self.files else None
+
+    def file_read(self, zone, path):
+        self.calls.append(("file_read", zone, path))
+        return self.files[zone, path]
 
     def file_remove(self, zone, path):
         self.calls.append(("file_remove", zone, path))
@@ -91,17 +97,35 @@ OVERRIDE = "/var/db/ucarp/web.override"
     [("preempt", "--preempt\n--advskew=0\n"), ("slow", "--deadratio=14\n"), ("keep-vip", "keep-vip\n--neutral\n")],
 )
 def test_override_writes_the_file_and_refreshes(ucarp, zones, mode, content):
+    before = int(time.time())
     assert ucarp.override("web", "web-a", mode) == {"zone": "web-a", "cluster": "web", "override": mode,
                                                     "refreshed": True}  # fmt: skip
+    written = zones.files["web-a", OVERRIDE]
+    assert written.startswith(content)
+    expires = int(written[len(content) :].removeprefix("expires ").strip())
+    assert before + 300 <= expires <= int(time.time()) + 300
     assert zones.calls == [
-        ("file_write", "web-a", OVERRIDE, content, "0644", True),
+        ("file_write", "web-a", OVERRIDE, written, "0644", True),
         ("svc_refresh", "web-a", "svc:/network/ucarp:web"),
     ]
 
 
 def test_override_without_refresh_only_writes(ucarp, zones):
-    assert ucarp.override("web", "web-b", "keep-vip", refresh=False)["refreshed"] is False
-    assert zones.calls == [("file_write", "web-b", OVERRIDE, "keep-vip\n--neutral\n", "0644", True)]
+    assert ucarp.override("web", "web-b", "keep-vip", refresh=False, ttl=60)["refreshed"] is False
+    written = zones.files["web-b", OVERRIDE]
+    assert zones.calls == [("file_write", "web-b", OVERRIDE, written, "0644", True)]
+    assert written.startswith("keep-vip\n--neutral\nexpires ")
+
+
+def test_status_shows_the_override_the_agent_would_use_or_ignores(ucarp, zones):
+    zones.files["web-a", OVERRIDE] = "--deadratio=14\nexpires 1000\n"  # long past
+    found = {entry["zone"]: entry for entry in ucarp.status()}
+    assert found["web-a"]["override"] == {
+        "mode": "slow", "expires": 1000, "ignored": "expired: left by an interrupted switchover or rollout"
+    }  # fmt: skip
+    assert found["db-a"]["override"] is None
+    ucarp.override("web", "web-a", "slow", refresh=False)
+    assert {e["zone"]: e for e in ucarp.status()}["web-a"]["override"]["ignored"] is None
 
 
 @pytest.mark.parametrize("refresh", [True, False])
