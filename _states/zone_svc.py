@@ -129,7 +129,7 @@ def _start(zone, name, state, enable):
     __salt__["zlogin.svc_enable"](zone, name, temporary=not enable)
 
 
-def running(name, zone, enable=True):
+def running(name, zone, enable=True, reload=False):
     """
     Make sure an SMF instance in a zone is enabled and online.
 
@@ -146,6 +146,11 @@ def running(name, zone, enable=True):
     enable
         Enable it for good (default); ``False`` enables it only until the
         zone reboots (``svcadm enable -t``).
+
+    reload
+        What a ``watch`` does to an online instance: restart it (default),
+        or, with ``True``, refresh it (``svcadm refresh``: its refresh method
+        re-reads what changed, nothing stops).
 
     .. code-block:: yaml
 
@@ -272,11 +277,12 @@ def absent(name, zone):
 
 def mod_watch(name, zone, sfun=None, **kwargs):
     """
-    Restart an SMF instance in a zone when a state it watches changed.
+    Restart (or refresh) an SMF instance in a zone when a state it watches changed.
 
     Called by Salt for the ``watch`` requisite, not directly. For
     ``zone_svc.running``: an online instance is restarted (waiting until it
-    is online again); one that is not online is started as ``running`` does.
+    is online again), or refreshed with ``reload: true``; one that is not
+    online is started as ``running`` does.
     For ``zone_svc.dead`` the instance is made sure to be stopped.
 
     name
@@ -309,15 +315,19 @@ def mod_watch(name, zone, sfun=None, **kwargs):
         state = __salt__["zlogin.svc_state"](zone, name)
         if state not in UP:
             return running(name, zone, enable=kwargs.get("enable", True))
+        verb = "refreshed" if kwargs.get("reload") else "restarted"
         if __opts__["test"]:
             ret["result"] = None
-            ret["changes"] = {"restarted": True}
-            ret["comment"] = f"Service {name} in zone {zone} would be restarted"
+            ret["changes"] = {verb: True}
+            ret["comment"] = f"Service {name} in zone {zone} would be {verb}"
             return ret
-        __salt__["zlogin.svc_restart"](zone, name)
+        if kwargs.get("reload"):
+            __salt__["zlogin.svc_refresh"](zone, name)
+        else:
+            __salt__["zlogin.svc_restart"](zone, name)
     except (CommandExecutionError, SaltInvocationError) as exc:
         return _fail(ret, exc)
-    log.info("zone_svc: restarted %s in zone %s", name, zone)
-    ret["changes"] = {"restarted": True}
-    ret["comment"] = f"Service {name} restarted in zone {zone}"
+    log.info("zone_svc: %s %s in zone %s", verb, name, zone)
+    ret["changes"] = {verb: True}
+    ret["comment"] = f"Service {name} {verb} in zone {zone}"
     return ret

@@ -4,7 +4,24 @@
 include:
   - {{ tplroot }}.zones
 
-{%- for node in ucarp.nodes %}
+{#- salt-run ucarp.rollout <cluster> writes one cluster's files alone. #}
+{%- set rollout = salt['config.get']('ucarp_rollout') %}
+{%- for node in ucarp.nodes if not rollout or node.cluster == rollout %}
+
+{#- A running cluster's password, VIP or VHID changes on every node at
+    once or not at all: salt-run ucarp.rollout does the former. #}
+ucarp-identity-kept-{{ node.cluster }}-{{ node.alias }}:
+  ucarp.identity_kept:
+    - name: {{ node.cluster }}
+    - zone: {{ node.alias }}
+    - conf_path: {{ node.conf_path }}
+    - conf: {{ node.conf | json }}
+    - pass_path: {{ node.pass_path }}
+    - password_key: {{ node.password_key }}
+    - fmri: {{ node.fmri }}
+    {#- Before the zone: a new VIP would change its allowed_ips. #}
+    - require_in:
+      - smartos_vm: ucarp-zone-present-{{ node.alias }}
 
 ucarp-config-file-managed-{{ node.cluster }}-{{ node.alias }}:
   zone_file.managed:
@@ -15,6 +32,7 @@ ucarp-config-file-managed-{{ node.cluster }}-{{ node.alias }}:
     - makedirs: true
     - require:
       - smartos_vm: ucarp-zone-present-{{ node.alias }}
+      - ucarp: ucarp-identity-kept-{{ node.cluster }}-{{ node.alias }}
 
 {#- The password is read from pillar by the state itself: it never appears
     in the rendered SLS, in state output or on a command line. #}
@@ -27,6 +45,7 @@ ucarp-passfile-managed-{{ node.cluster }}-{{ node.alias }}:
     - makedirs: true
     - require:
       - smartos_vm: ucarp-zone-present-{{ node.alias }}
+      - ucarp: ucarp-identity-kept-{{ node.cluster }}-{{ node.alias }}
 
 ucarp-checks-file-{{ 'managed' if node.checks else 'absent' }}-{{ node.cluster }}-{{ node.alias }}:
 {%-   if node.checks %}

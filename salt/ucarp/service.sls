@@ -23,6 +23,10 @@ ucarp-service-manifest-imported-{{ zone.alias }}:
 
 {%- for node in ucarp.nodes %}
 
+{#- A new method or agent needs the instance restarted (on the master that
+    is a hand-over: no gap). New options, password or checks only need a
+    refresh: the agent re-reads them and restarts ucarp if its options
+    changed, handing the VIP over first on the master. #}
 ucarp-service-running-{{ node.cluster }}-{{ node.alias }}:
   zone_svc.running:
     - name: {{ node.fmri }}
@@ -30,10 +34,19 @@ ucarp-service-running-{{ node.cluster }}-{{ node.alias }}:
     - require:
       - zone_svc: ucarp-service-manifest-imported-{{ node.alias }}
     - watch:
-      - zone_file: ucarp-config-file-managed-{{ node.cluster }}-{{ node.alias }}
-      - zone_file: ucarp-passfile-managed-{{ node.cluster }}-{{ node.alias }}
-      - zone_file: ucarp-checks-file-{{ 'managed' if node.checks else 'absent' }}-{{ node.cluster }}-{{ node.alias }}
 {%-   for hook in ucarp.restart_on %}
       - zone_file: ucarp-hook-file-managed-{{ node.alias }}-{{ salt['file.basename'](hook) }}
 {%-   endfor %}
+
+ucarp-service-refreshed-{{ node.cluster }}-{{ node.alias }}:
+  zone_svc.running:
+    - name: {{ node.fmri }}
+    - zone: {{ node.alias }}
+    - reload: true
+    - require:
+      - zone_svc: ucarp-service-running-{{ node.cluster }}-{{ node.alias }}
+    - watch:
+      - zone_file: ucarp-config-file-managed-{{ node.cluster }}-{{ node.alias }}
+      - zone_file: ucarp-passfile-managed-{{ node.cluster }}-{{ node.alias }}
+      - zone_file: ucarp-checks-file-{{ 'managed' if node.checks else 'absent' }}-{{ node.cluster }}-{{ node.alias }}
 {%- endfor %}

@@ -23,6 +23,7 @@ class FakeSmf:
         self.disable = MagicMock(side_effect=lambda zone, fmri: self._set(fmri, "disabled"))
         self.clear = MagicMock(side_effect=lambda zone, fmri, wait=True: self._set(fmri, "offline"))
         self.restart = MagicMock(return_value=True)
+        self.refresh = MagicMock(return_value=True)
         self.delete = MagicMock(side_effect=self._delete)
         self.import_ = MagicMock(side_effect=lambda zone, path: self.states.setdefault(FMRI, "disabled") and True)
         self.write = MagicMock(side_effect=self._write)
@@ -67,6 +68,7 @@ class FakeSmf:
             "zlogin.svc_disable": self.disable,
             "zlogin.svc_clear": self.clear,
             "zlogin.svc_restart": self.restart,
+            "zlogin.svc_refresh": self.refresh,
             "zlogin.svc_delete": self.delete,
             "zlogin.svc_import": self.import_,
             "zlogin.file_hash": self.file_hash,
@@ -238,6 +240,20 @@ def test_mod_watch_restarts_online(smf, test_mode):
     else:
         assert ret["result"] is True
         smf.restart.assert_called_once_with(ZONE, FMRI)
+
+
+def test_mod_watch_with_reload_refreshes_online(smf, test_mode):
+    """``reload: true``: a watch refreshes the instance (its refresh method re-reads), it is not stopped."""
+    smf.states[FMRI] = "online"
+    ret = load(smf, test=test_mode).mod_watch(FMRI, ZONE, sfun="running", reload=True)
+    assert ret["changes"] == {"refreshed": True}
+    smf.restart.assert_not_called()
+    if test_mode:
+        assert ret["result"] is None and "would be refreshed" in ret["comment"]
+        smf.refresh.assert_not_called()
+    else:
+        assert ret["result"] is True and ret["comment"] == f"Service {FMRI} refreshed in zone {ZONE}"
+        smf.refresh.assert_called_once_with(ZONE, FMRI)
 
 
 def test_mod_watch_starts_what_is_not_online(smf):
