@@ -676,3 +676,178 @@ def switchover(cluster, to=None, tgt="*"):
     comment = f"{to} holds {model['vip']}; {master} is a backup"
     _fire(f"ucarp/{cluster}/switchover/complete", dict(report, vip=model["vip"], timings=timings))
     return dict(report, result=True, comment=comment, timings=timings)
+
+
+# Rolling configuration changes -------------------------------------------------
+
+
+def _apply_files(cluster, hosts):
+    """Write the cluster's files on its hypervisors (``ucarp.config`` for this
+    cluster alone, past the identity guard), restarting nothing."""
+    reply = _cmd(hosts, "state.apply", ["ucarp.config"], {"pillar": {"ucarp_rollout": cluster["name"]}})
+    failed = {}
+    for host in hosts:
+        ret = (reply.get(host) or {}).get("ret")
+        if not isinstance(ret, dict):
+            failed[host] = str(ret)
+            continue
+        bad = [
+            f"{r.get('__id__')}: {r.get('comment')}"
+            for r in ret.values()
+            if isinstance(r, dict) and not r.get("result")
+        ]
+        if bad:
+            failed[host] = "; ".join(bad)
+    return failed
+
+
+def _roll(cluster, master):
+    """The cluster's nodes on their new pillar, one step at a time, with the
+    VIP kept by ``master`` throughout.
+
+    1. every node's files are written, nothing restarted;
+    2. the backups restart on them waiting longer than usual for a silent
+       master (a backup on a new password cannot hear the master yet, and
+       must not take the VIP meanwhile);
+    3. the master restarts in place on them keeping the VIP (killed without
+       its down hook, started without it) and is master again after
+       advbase x deadratio, before any backup would take over; the VIP
+       answers all along;
+    4. the backups restart with their own options, and hear the master.
+    """
+    backups = sorted(z for z in cluster["nodes"] if z != master)
+    hosts = sorted({n["host"] for n in cluster["nodes"].values()})
+    timings = {"started": time.time()}
+    failed = _apply_files(cluster, hosts)
+    if failed:
+        raise _Refused("writing the new files failed, nothing was restarted: " + "; ".join(
+            f"{h}: {why}" for h, why in sorted(failed.items())))  # fmt: skip
+    timings["written"] = time.time()
+    ok, last = _call(cluster["nodes"][master]["host"], "ucarp.last_transition", master, cluster["name"])
+    since = last.get("seq", 0) if ok and isinstance(last, dict) else 0
+    restarted = []
+    try:
+        for zone in backups:
+            _override(cluster, zone, "slow")
+            restarted.append(zone)
+        _override(cluster, master, "keep-vip")
+    except _Failed as exc:
+        raise _Stranded(str(exc), restarted) from None
+    advert = cluster["advbase"] + 1
+    settle = time.time() + cluster["advbase"] * cluster["deadratio"] + advert + 10
+    if not _wait(settle, lambda: _master_again(cluster, master, since)):
+        raise _Stranded(f"{master} restarted on the new settings but did not become master again", backups)
+    timings["master"] = time.time()
+    for zone in backups:
+        _override(cluster, zone, None)
+    _override(cluster, master, None, refresh=False)  # its ucarp runs with its own options now
+    if not _wait(time.time() + 3 * advert + 10, lambda: _only_holder(cluster, master)):
+        raise _Failed(f"{master} does not hold the VIP alone after the rollout")
+    timings["done"] = time.time()
+    return timings
+
+
+class _Stranded(_Failed):
+    """A rollout stopped with some backups already on the new settings."""
+
+    def __init__(self, reason, backups):
+        super().__init__(reason)
+        self.backups = backups
+
+
+def _park(cluster, backups):
+    """After a rollout stopped half-way: the backups already on the new
+    settings cannot hear the master, so their instances are disabled
+    (their files keep the new settings): the master holds the VIP alone."""
+    parked = []
+    for zone in backups:
+        ok, ret = _call(cluster["nodes"][zone]["host"], "zlogin.svc_disable", zone, cluster["fmri"])
+        if ok:
+            parked.append(zone)
+        else:
+            log.warning("ucarp: could not disable %s in %s after a stopped rollout: %s", cluster["fmri"], zone, ret)
+    return parked
+
+
+def rollout(cluster, tgt="*"):
+    """
+    Apply a running cluster's pillar to every node in a safe order, with no
+    gap for clients and never two masters.
+
+    What a highstate will not change on a running cluster, the password,
+    goes this way (a new VIP or VHID is a new cluster, see the README); so
+    can anything else, timing, skews, preempt, health checks. The master
+    keeps the VIP all along: the backups restart first on the new files,
+    told to wait longer than usual for a silent master, the master restarts
+    in place keeping the VIP and is master again on the new settings, then
+    the backups restart with their own options and hear it.
+
+    Refused, with nothing changed, when a hypervisor of the cluster does
+    not answer, a node's zone or instance does not run, the cluster has no
+    single master, or its VIP or VHID would change (``ucarp.identity_kept``
+    refuses to write such files). A rollout that cannot
+    complete stops with the master holding the VIP alone: backups it had
+    already moved to the new settings are disabled, and the comment says so.
+
+    cluster
+        The cluster's name in pillar.
+
+    tgt
+        The hypervisors to ask about the cluster (default every minion).
+
+    Fires ``ucarp/<cluster>/rollout/complete`` (or ``.../failed``); a refusal
+    or failure returns ``result: False`` and makes ``salt-run`` exit 1.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run ucarp.rollout web
+    """
+    started = time.time()
+    report = {"cluster": cluster}
+    try:
+        if not isinstance(cluster, str) or not CLUSTER_RE.match(cluster):
+            raise _Refused(f"{cluster!r} is not a cluster name")
+        nodes, silent = _fleet(tgt)
+        nodes = nodes.get(cluster) or []
+        if not nodes:
+            raise _Refused(f"no hypervisor reports cluster {cluster}")
+        model = _model(nodes[0]["gz"]).get(cluster)
+        if model is None:
+            raise _Refused(f"cluster {cluster} is not in the pillar of {nodes[0]['gz']}")
+        by_zone = {n["zone"]: n for n in nodes}
+        for zone, node in sorted(model["nodes"].items()):
+            seen = by_zone.get(zone)
+            if seen is None:
+                why = "did not answer" if node["host"] in silent else "does not report it"
+                raise _Refused(f"the hypervisor of {zone} ({node['host']}) {why}")
+            if seen["zone_state"] != "running" or seen["service"] != "online":
+                raise _Refused(f"zone {zone} is {seen['zone_state']}, its instance {seen['service']}")
+        masters = sorted(n["zone"] for n in nodes if n["holds_vip"])
+        if len(masters) != 1:
+            raise _Refused(f"cluster {cluster} needs exactly one master to roll out (holders: {masters or 'none'})")
+        report["master"] = master = masters[0]
+        with _locked(cluster):
+            timings = _roll(model, master)
+    except _Refused as exc:
+        __context__["retcode"] = 1
+        log.warning("ucarp: rollout of %s refused: %s", cluster, exc)
+        return dict(report, result=False, comment=f"refused: {exc}", retcode=1)
+    except _Failed as exc:
+        parked = _park(model, exc.backups) if isinstance(exc, _Stranded) else []
+        __context__["retcode"] = 1
+        reason = str(exc) + (f"; {', '.join(parked)} (already on the new settings) disabled" if parked else "")
+        _fire(f"ucarp/{cluster}/rollout/failed", dict(report, reason=reason))
+        return dict(report, result=False, comment=f"failed: {reason}; {master} holds the VIP", retcode=1)
+    timings = {
+        "master_back_s": round(timings["master"] - timings["written"], 3),
+        "total_s": round(timings["done"] - started, 3),
+    }
+    _fire(f"ucarp/{cluster}/rollout/complete", dict(report, vip=model["vip"], timings=timings))
+    return dict(
+        report,
+        result=True,
+        comment=f"every node of {cluster} runs its new settings; {master} holds {model['vip']}",
+        timings=timings,
+    )

@@ -59,6 +59,16 @@ class Fleet:
         self.overrides = []  # (zone, mode, kwarg)
         self.seen = []  # (seconds since the first override, holders) at each override
         self.calls = []
+        self.written = None  # the hypervisors a rollout wrote files on
+        self.refuse_write = {}  # gz -> the comment of its failed state
+        self.disabled = []  # zones whose instance a stopped rollout disabled
+
+    def apply_result(self, gz):
+        """state.apply ucarp.config on one hypervisor: its states' results."""
+        if gz in self.refuse_write:
+            return {"ucarp.identity_kept|-x": {"__id__": "ucarp-identity-kept-web-x", "result": False,
+                                                "comment": self.refuse_write[gz]}}  # fmt: skip
+        return {"zone_file.managed|-x": {"__id__": "ucarp-config-file-managed-web-x", "result": True, "comment": ""}}
 
     def record(self, zone, role):
         self.last[zone] = {"seq": self.last[zone]["seq"] + 1, "ts": self.clock.ms // 1000, "role": role}
@@ -96,6 +106,14 @@ class Fleet:
             return self.status()
         assert tgt_type == "list" and full_return
         answering = [gz for gz in tgt if gz not in self.silent]
+        if fun == "state.apply":
+            assert arg == ["ucarp.config"] and kwarg == {"pillar": {"ucarp_rollout": "web"}}
+            self.written = sorted(tgt)
+            return {gz: {"ret": self.apply_result(gz), "retcode": 0} for gz in answering}
+        if fun == "zlogin.svc_disable":
+            (gz,) = tgt
+            self.disabled.append(arg[0])
+            return {gz: {"ret": True, "retcode": 0}}
         if fun == "ucarp.holders":
             assert arg == ["web"]
             return {gz: {"ret": {z: z in self.holding for z, n in self.nodes.items() if n["gz"] == gz}, "retcode": 0}
@@ -433,3 +451,76 @@ def test_status_shows_a_cluster_whose_every_hypervisor_is_silent(runner):
     assert (info["vip"], info["vhid"], info["master"], info["backups"]) == (VIP, 101, None, [])
     assert info["silent"] == ["gz1", "gz2", "gz3"]
     assert info["alert"]["kind"] == "unknown"
+
+
+# Rolling configuration changes ----------------------------------------------------
+
+
+def test_rollout_keeps_the_master_and_restarts_the_backups_around_it(runner):
+    ret = runner.rollout("web")
+    assert ret["result"] is True, ret
+    assert ret["master"] == "web-a"
+    assert runner.fleet.written == ["gz1", "gz2", "gz3"]  # every node's files first, nothing restarted
+    assert runner.fleet.overrides == [
+        ("web-b", "slow", REFRESH),  # the backups wait longer: they may not hear the master yet
+        ("web-c", "slow", REFRESH),
+        ("web-a", "keep-vip", REFRESH),  # the master restarts in place, keeping the VIP
+        ("web-b", None, REFRESH),  # then the backups run their own options
+        ("web-c", None, REFRESH),
+        ("web-a", None, KEEP),
+    ]
+    assert {tuple(holders) for _at, holders in runner.fleet.seen} == {("web-a",)}  # never moved, never two
+    assert [tag for tag, _ in runner.fired] == ["ucarp/web/rollout/complete"]
+    assert set(ret["timings"]) == {"master_back_s", "total_s"}
+
+
+@pytest.mark.parametrize(
+    ("setup", "reason"),
+    [
+        (lambda r: stopped(r, "web-b"), "zone web-b is stopped, its instance None"),
+        (
+            lambda r: r.fleet.nodes["web-c"].update(service="maintenance"),
+            "zone web-c is running, its instance maintenance",
+        ),
+        (lambda r: r.fleet.silent.add("gz3"), "the hypervisor of web-c (gz3) did not answer"),
+        (
+            lambda r: r.fleet.holding.add("web-b"),
+            "cluster web needs exactly one master to roll out (holders: ['web-a', 'web-b'])",
+        ),
+    ],
+)
+def test_rollout_refusals_change_nothing(runner, setup, reason):
+    setup(runner)
+    ret = runner.rollout("web")
+    assert ret["result"] is False and ret["comment"] == f"refused: {reason}", ret
+    assert runner.fleet.written is None and runner.fleet.overrides == []
+    assert runner.__context__["retcode"] == 1
+
+
+def test_rollout_stops_before_any_restart_when_a_node_refuses_its_files(runner):
+    guard = "Cluster web runs in zone web-b and its VIP would change here alone: ..."
+    runner.fleet.refuse_write["gz2"] = guard
+    ret = runner.rollout("web")
+    assert ret["result"] is False
+    assert ret["comment"].startswith("refused: writing the new files failed, nothing was restarted: gz2: ")
+    assert guard in ret["comment"]
+    assert runner.fleet.overrides == []
+
+
+def test_a_rollout_stopped_half_way_leaves_the_master_alone_with_the_vip(runner):
+    runner.fleet.fail = ("web-c", "slow")
+    ret = runner.rollout("web")
+    assert ret["result"] is False, ret
+    assert "web-b (already on the new settings) disabled" in ret["comment"]
+    assert ret["comment"].endswith("web-a holds the VIP")
+    assert runner.fleet.disabled == ["web-b"]  # it could not hear the master any more
+    assert runner.fleet.holding == {"web-a"}
+    assert [tag for tag, _ in runner.fired] == ["ucarp/web/rollout/failed"]
+
+
+def test_a_master_that_is_not_master_again_stops_the_rollout(runner):
+    runner.fleet.back = None
+    ret = runner.rollout("web")
+    assert ret["result"] is False
+    assert "web-a restarted on the new settings but did not become master again" in ret["comment"]
+    assert runner.fleet.disabled == ["web-b", "web-c"]
