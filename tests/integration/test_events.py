@@ -10,6 +10,7 @@ same service on every address (a hot standby) with health checks, and are
 the ones moved by ``salt-run ucarp.switchover``.
 """
 
+import copy
 import json
 import os
 import threading
@@ -46,6 +47,8 @@ CLUSTERS = {
             "rise": 2,
             "checks": [{"tcp": vipapp.PORT}, {"command": "test ! -e /var/tmp/sick"}],
         },
+        # A planned stop hands the VIP over while the app still answers.
+        "fronts": [APP],
     },
 }
 SICK = "/var/tmp/sick"
@@ -487,6 +490,86 @@ def test_switchover_refusals(master, bed, highstate):
     gz.run("vmadm", "stop", uuid, check=True)
     try:
         rc, ret = switchover(master, f"to={backup}")
+        assert rc == 1 and f"zone {backup} is stopped" in ret["comment"], ret
+    finally:
+        gz.run("vmadm", "start", uuid, check=True)
+    assert db_settled(master)["master"]["zone"] == holder  # nothing moved
+
+
+def write_pillar(roots, clusters):
+    pillar = {"ucarp": {"clusters": clusters}, "beacons": {"ucarp": [{"interval": 1}]}}
+    (roots / "pillar" / "ucarp.sls").write_text(yaml.safe_dump(pillar))
+
+
+def passfile_digests(bed):
+    out = {}
+    for alias in CLUSTERS["db"]["nodes"]:
+        gz, uuid = db_zone(bed, alias)
+        out[alias] = gz.zlogin(uuid, "sha256sum /opt/local/etc/ucarp/db.pass").stdout.split()[0]
+    return out
+
+
+def rollout(master, cluster="db"):
+    proc = master.salt_run_cli(timeout=300).run("ucarp.rollout", cluster)
+    return proc.returncode, proc.data
+
+
+def test_a_highstate_refuses_a_running_clusters_new_password_and_rollout_changes_it(
+    master, bed, client, roots, highstate, event_listener, record_property
+):
+    holder = db_settled(master)["master"]["zone"]
+    before = passfile_digests(bed)
+    changed = copy.deepcopy(CLUSTERS)
+    changed["db"]["password"] = "db-Secret-2"
+    write_pillar(roots, changed)
+    try:
+        salt(master, "saltutil.refresh_pillar")
+        proc = master.salt_cli(timeout=600).run("state.apply", "ucarp", minion_tgt="gz*")
+        assert proc.returncode != 0
+        refused = [r for per in proc.data.values() for r in per.values() if not r["result"]]
+        guards = [r for r in refused if r["__id__"].startswith("ucarp-identity-kept-db-")]
+        assert len(guards) == 2, refused
+        assert all("salt-run ucarp.rollout db" in r["comment"] for r in guards)
+        assert all("db-Secret" not in r["comment"] for r in refused)
+        assert passfile_digests(bed) == before  # nothing written
+        assert db_settled(master)["master"]["zone"] == holder
+
+        started = time.time()
+        with Prober(bed, client) as probe:
+            wait_for(lambda: any(probe.samples), timeout=30, what="the prober's first answer")
+            rc, ret = rollout(master)
+        assert rc == 0 and ret["result"] is True, ret
+        assert ret["master"] == holder
+        answers = {who for _, who in probe.samples if who}
+        assert answers == {holder}, answers  # the master answered all along
+        record_property("rollout_gap_s", round(probe.gap(), 3))
+        record_property("rollout_timings", ret["timings"])
+        after = passfile_digests(bed)
+        assert after["db-a"] == after["db-b"] != before["db-a"]
+        done = wait_event(event_listener, master, "ucarp/db/rollout/complete", started)
+        assert done.data["master"] == holder
+        info = db_settled(master)
+        assert info["master"]["zone"] == holder and not info["alert"]
+        assert not events(event_listener, master, "ucarp/db/alert/*", started)  # never two masters
+        # The new pillar is in place: a highstate has nothing left to do.
+        results = apply(master, "state.apply", "ucarp")
+        assert not [r for per in results.values() for r in per.values() if r["changes"]]
+    finally:
+        write_pillar(roots, CLUSTERS)
+        salt(master, "saltutil.refresh_pillar")
+    rc, ret = rollout(master)  # back to the module's password, the same way
+    assert rc == 0 and ret["result"] is True, ret
+
+
+def test_rollout_refusals(master, bed, highstate):
+    holder = db_settled(master)["master"]["zone"]
+    (backup,) = [z for z in CLUSTERS["db"]["nodes"] if z != holder]
+    rc, ret = rollout(master, "nosuch")
+    assert rc == 1 and "no hypervisor reports cluster nosuch" in ret["comment"], ret
+    gz, uuid = db_zone(bed, backup)
+    gz.run("vmadm", "stop", uuid, check=True)
+    try:
+        rc, ret = rollout(master)
         assert rc == 1 and f"zone {backup} is stopped" in ret["comment"], ret
     finally:
         gz.run("vmadm", "start", uuid, check=True)

@@ -2,8 +2,8 @@
 
 Two clusters, one zone of each on each hypervisor: zones created with the
 right NICs, ucarp instances online, exactly one holder per VIP, reachable
-from a client; idempotence, test mode, a password change that restarts only
-its cluster, removal with ``ucarp.clean``, bad pillar, and the password kept
+from a client; idempotence, test mode, a running cluster's new password
+or VIP refused, an option change applied in place, removal with ``ucarp.clean``, bad pillar, and the password kept
 out of every place it must not be.
 """
 
@@ -137,15 +137,18 @@ def test_second_apply_changes_nothing(minions, applied):
 
 def test_test_mode_predicts_and_changes_nothing(minions, set_pillar, applied):
     new = copy.deepcopy(CLUSTERS)
-    new["web"]["password"] = "web-Secret-2"
+    new["web"]["deadratio"] = 4
     set_pillar(new)
     try:
         before = {alias: ucarp_pid(minions, alias, "web") for alias in CLUSTERS["web"]["nodes"]}
         predicted = changed(apply_all(minions, "ucarp", "test=True"))
-        assert set(predicted) >= {"ucarp-passfile-managed-web-web-a", "ucarp-passfile-managed-web-web-b"}
-        assert not any("db" in sid for sid in predicted)
-        for text in PASSWORDS:
-            assert text not in repr(predicted)
+        assert set(predicted) == {
+            "ucarp-config-file-managed-web-web-a",
+            "ucarp-config-file-managed-web-web-b",
+            "ucarp-service-refreshed-web-web-a",
+            "ucarp-service-refreshed-web-web-b",
+        }
+        assert predicted["ucarp-service-refreshed-web-web-a"] == {"refreshed": True}
         after = {alias: ucarp_pid(minions, alias, "web") for alias in CLUSTERS["web"]["nodes"]}
         assert after == before  # nothing restarted
     finally:
@@ -178,27 +181,92 @@ def test_a_hook_change_restarts_nothing_an_agent_change_restarts_its_zone(minion
     }
 
 
-def test_password_change_restarts_only_its_cluster(minions, set_pillar, applied):
-    web_before = {alias: ucarp_pid(minions, alias, "web") for alias in CLUSTERS["web"]["nodes"]}
-    db_before = {alias: ucarp_pid(minions, alias, "db") for alias in CLUSTERS["db"]["nodes"]}
+def raw_apply(minions, *args):
+    """``state.apply`` on every minion, its per-state results by ID, failed or not."""
+    found = {}
+    for name, minion in minions.items():
+        proc = minion.run("state.apply", *args)
+        found[name] = {r["__id__"]: r for r in json.loads(proc.stdout)["local"].values()}
+    return found
+
+
+def test_a_running_clusters_new_password_is_refused_and_nothing_written(minions, set_pillar, applied):
+    """Node by node, a new password makes two masters (neither hears the
+    other): a highstate refuses it, names the rollout, writes nothing and
+    restarts nothing; that zone's states wait. The other cluster applies
+    as usual."""
+    pids = {(a, c): ucarp_pid(minions, a, c) for c, cl in CLUSTERS.items() for a in cl["nodes"]}
     new = copy.deepcopy(CLUSTERS)
     new["web"]["password"] = "web-Secret-2"
     set_pillar(new)
-    results = apply_all(minions, "ucarp")
-    ids = set(changed(results))
+    try:
+        results = raw_apply(minions, "ucarp")
+    finally:
+        set_pillar(CLUSTERS)
+    for host, alias in (("gz1", "web-a"), ("gz2", "web-b")):
+        guard = results[host][f"ucarp-identity-kept-web-{alias}"]
+        assert guard["result"] is False
+        assert f"Cluster web runs in zone {alias} and its password would change here alone" in guard["comment"]
+        assert "salt-run ucarp.rollout web" in guard["comment"]
+        for sid in (f"ucarp-passfile-managed-web-{alias}", f"ucarp-config-file-managed-web-{alias}"):
+            assert results[host][sid]["result"] is False and results[host][sid]["changes"] == {}
+        # The guard comes before the zone: that zone's states wait, the other cluster's apply.
+        failed = sorted(sid for sid, r in results[host].items() if r["result"] is False)
+        assert f"ucarp-zone-present-{alias}" in failed
+        assert all(alias in sid for sid in failed), failed
+        gz, _ = node_zone(minions, alias)
+        assert gz.zlogin(uuid_of(gz, alias), "cat /opt/local/etc/ucarp/web.pass").stdout.strip() == "web-Secret-1"
+    for per in results.values():
+        for r in per.values():
+            assert "web-Secret" not in json.dumps(r)
+    assert {k: ucarp_pid(minions, *k) for k in pids} == pids
+    assert changed(apply_all(minions, "ucarp")) == {}
+
+
+def test_a_new_vip_is_refused_as_a_new_cluster(minions, set_pillar, applied):
+    new = copy.deepcopy(CLUSTERS)
+    new["db"]["vip"] = "192.0.2.111"
+    set_pillar(new)
+    try:
+        results = raw_apply(minions, "ucarp")
+    finally:
+        set_pillar(CLUSTERS)
+    guard = results["gz1"]["ucarp-identity-kept-db-db-a"]
+    assert guard["result"] is False
+    assert "its VIP would change here alone" in guard["comment"]
+    assert "Moving to a new VIP or VHID" in guard["comment"]
+    zone = results["gz1"]["ucarp-zone-present-db-a"]  # the guard runs first: allowed_ips keeps the running VIP
+    assert zone["result"] is False and zone["changes"] == {}
+    gz, _ = node_zone(minions, "db-a")
+    assert "--addr=192.0.2.110" in gz.zlogin(uuid_of(gz, "db-a"), "cat /opt/local/etc/ucarp/db.conf").stdout
+    assert changed(apply_all(minions, "ucarp")) == {}
+
+
+def test_an_option_change_refreshes_and_hands_over_without_a_second_master(minions, set_pillar, applied):
+    """A timing change is applied in place: the files are written and each
+    instance refreshed; its agent restarts ucarp on the new options, the
+    master handing its VIP over first. The other cluster is untouched, and
+    the VIP always has exactly one holder but for the hand-over's overlap."""
+    wait_for(lambda: len(holders(minions, "web")) == 1, timeout=30, what="one master of web")
+    web_before = {alias: ucarp_pid(minions, alias, "web") for alias in CLUSTERS["web"]["nodes"]}
+    db_before = {alias: ucarp_pid(minions, alias, "db") for alias in CLUSTERS["db"]["nodes"]}
+    CLUSTERS["web"]["deadratio"] = 4  # the pillar the next tests start from
+    set_pillar(CLUSTERS)
+    ids = set(changed(apply_all(minions, "ucarp")))
     assert ids == {
-        "ucarp-passfile-managed-web-web-a",
-        "ucarp-passfile-managed-web-web-b",
-        "ucarp-service-running-web-web-a",
-        "ucarp-service-running-web-web-b",
+        "ucarp-config-file-managed-web-web-a",
+        "ucarp-config-file-managed-web-web-b",
+        "ucarp-service-refreshed-web-web-a",
+        "ucarp-service-refreshed-web-web-b",
     }
     for alias, pid in web_before.items():
         gz, _ = node_zone(minions, alias)
-        assert gz.zlogin(uuid_of(gz, alias), "cat /opt/local/etc/ucarp/web.pass").stdout.strip() == "web-Secret-2"
-        wait_for(lambda a=alias, p=pid: ucarp_pid(minions, a, "web") not in (None, p), what=f"{alias} restarted")
+        assert "--deadratio=4" in gz.zlogin(uuid_of(gz, alias), "cat /opt/local/etc/ucarp/web.conf").stdout
+        assert svc_state(minions, alias, "web") == "online"  # refreshed, never stopped
+        wait_for(lambda a=alias, p=pid: ucarp_pid(minions, a, "web") not in (None, p), what=f"{alias}'s new ucarp")
     assert {alias: ucarp_pid(minions, alias, "db") for alias in CLUSTERS["db"]["nodes"]} == db_before
-    wait_for(lambda: len(holders(minions, "web")) == 1, timeout=30, what="one master of web again")
-    CLUSTERS["web"]["password"] = "web-Secret-2"  # the pillar the next tests start from
+    wait_for(lambda: len(holders(minions, "web")) == 1, timeout=60, what="one master of web again")
+    assert changed(apply_all(minions, "ucarp")) == {}
 
 
 def test_password_stays_secret(minions, applied):
