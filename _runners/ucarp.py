@@ -577,19 +577,37 @@ def _hand_over(cluster, master, to):
     timings["moved"] = time.time()
     for zone in others:
         _override(cluster, zone, "slow")
-    ok, last = _call(cluster["nodes"][to]["host"], "ucarp.last_transition", to, cluster["name"])
-    since = last.get("seq", 0) if ok and isinstance(last, dict) else 0
+    since = _last_seq(cluster, to)
     _override(cluster, to, "keep-vip")
-    settle = time.time() + cluster["advbase"] * cluster["deadratio"] + advert + 10
-    if not _wait(settle, lambda: _master_again(cluster, to, since)):
-        raise _Failed(f"{to} restarted with its own options but did not become master again")
-    for zone in others:
-        _override(cluster, zone, None)
-    _override(cluster, to, None, refresh=False)  # its ucarp runs with its own options now
-    if not _wait(time.time() + 3 * advert + 10, lambda: _only_holder(cluster, to)):
-        raise _Failed(f"{to} does not hold the VIP alone after the switchover")
+    not_again = _Failed(f"{to} restarted with its own options but did not become master again")
+    _master_in_place(cluster, to, others, since, "switchover", not_again)
     timings["done"] = time.time()
     return timings
+
+
+def _last_seq(cluster, zone):
+    """The sequence number of a node's last recorded transition (0: none)."""
+    ok, last = _call(cluster["nodes"][zone]["host"], "ucarp.last_transition", zone, cluster["name"])
+    return last.get("seq", 0) if ok and isinstance(last, dict) else 0
+
+
+def _master_in_place(cluster, holder, others, since, step, not_again):
+    """The end of a switchover or rollout: ``holder``, restarted in place
+    keeping the VIP (``keep-vip``), is master again (a transition after
+    ``since``) before any backup would take over, else ``not_again`` is
+    raised; then ``others`` go back to their own options, and ``holder``
+    alone holds the VIP. The time it was master again."""
+    advert = cluster["advbase"] + 1
+    settle = time.time() + cluster["advbase"] * cluster["deadratio"] + advert + 10
+    if not _wait(settle, lambda: _master_again(cluster, holder, since)):
+        raise not_again
+    again = time.time()
+    for zone in others:
+        _override(cluster, zone, None)
+    _override(cluster, holder, None, refresh=False)  # its ucarp runs with its own options now
+    if not _wait(time.time() + 3 * advert + 10, lambda: _only_holder(cluster, holder)):
+        raise _Failed(f"{holder} does not hold the VIP alone after the {step}")
+    return again
 
 
 def _undo(cluster):
@@ -723,8 +741,7 @@ def _roll(cluster, master):
         raise _Refused("writing the new files failed, nothing was restarted: " + "; ".join(
             f"{h}: {why}" for h, why in sorted(failed.items())))  # fmt: skip
     timings["written"] = time.time()
-    ok, last = _call(cluster["nodes"][master]["host"], "ucarp.last_transition", master, cluster["name"])
-    since = last.get("seq", 0) if ok and isinstance(last, dict) else 0
+    since = _last_seq(cluster, master)
     restarted = []
     try:
         for zone in backups:
@@ -733,16 +750,8 @@ def _roll(cluster, master):
         _override(cluster, master, "keep-vip")
     except _Failed as exc:
         raise _Stranded(str(exc), restarted) from None
-    advert = cluster["advbase"] + 1
-    settle = time.time() + cluster["advbase"] * cluster["deadratio"] + advert + 10
-    if not _wait(settle, lambda: _master_again(cluster, master, since)):
-        raise _Stranded(f"{master} restarted on the new settings but did not become master again", backups)
-    timings["master"] = time.time()
-    for zone in backups:
-        _override(cluster, zone, None)
-    _override(cluster, master, None, refresh=False)  # its ucarp runs with its own options now
-    if not _wait(time.time() + 3 * advert + 10, lambda: _only_holder(cluster, master)):
-        raise _Failed(f"{master} does not hold the VIP alone after the rollout")
+    not_again = _Stranded(f"{master} restarted on the new settings but did not become master again", backups)
+    timings["master"] = _master_in_place(cluster, master, backups, since, "rollout", not_again)
     timings["done"] = time.time()
     return timings
 
