@@ -58,12 +58,14 @@ sweep: setup
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python -c 'import sys; sys.path.insert(0, "tests/sim"); from smartos_sim import bed; print("\n".join(bed.sweep()) or "nothing to sweep")'
 
 # Benchmarks (as root): failover time, formula vs plain ucarp; reaction time;
-# planned switchover gap vs unplanned failover gap.
+# planned switchover gap vs unplanned failover gap; the gap of each planned
+# maintenance (stop, reboot, disable, sick, hypervisor reboot, rollout).
 # Results go to bench/results/ and are written up in bench/RESULTS.md.
 bench: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bench/failover.py --runs 10
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bench/reaction.py --runs 10
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bench/switchover.py --runs 10
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bench/maintenance.py --runs 10
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bench/scale.py
 
 # Build the SPM package into build/ (spm local install build/ucarp-*.spm).

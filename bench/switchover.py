@@ -149,8 +149,8 @@ Sample = collections.namedtuple("Sample", "n sent latency who")
 class Prober:
     """The client's probes of the web service on the VIP, every PROBE_INTERVAL s (a context manager)."""
 
-    def __init__(self, client):
-        argv = ["ip", "netns", "exec", client, sys.executable, "-u", "-c", PROBER, VIP, str(vipapp.PORT),
+    def __init__(self, client, vip=VIP):
+        argv = ["ip", "netns", "exec", client, sys.executable, "-u", "-c", PROBER, vip, str(vipapp.PORT),
                 str(PROBE_INTERVAL), str(PROBE_TIMEOUT), str(PROBER_LIMIT)]  # fmt: skip
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         self.samples = []

@@ -223,6 +223,28 @@ class SaltCluster:
             time.sleep(1)
         raise SaltError(f"minions not answering test.ping after {timeout}s: {sorted(answered)} answered")
 
+    def minion(self, name):
+        """A handle on one hypervisor's minion, for a reboot of that
+        hypervisor (``GlobalZone.reboot(daemons=[...])``): ``terminate()``
+        stops it (by PID), ``start()`` starts a new one."""
+        cluster = self
+
+        class Handle:
+            def terminate(self):
+                for daemon in [d for d in cluster.daemons if d.name == f"salt-minion {name}"]:
+                    daemon.terminate()
+                    daemon.stop(time.monotonic() + 15)
+                    cluster.daemons.remove(daemon)
+
+            def start(self):
+                conf = os.path.join(cluster.base, f"minion-{name}", "conf")
+                argv = [os.path.join(BIN, "salt-minion"), "-c", conf, "-l", "quiet"]
+                cluster.daemons.append(
+                    Daemon(f"salt-minion {name}", argv, cluster.bed.gz(name).env, cluster.minion_log(name))
+                )
+
+        return Handle()
+
     def _ping(self, timeout):
         try:
             proc = self.run_cli("salt", "-t", str(timeout), "--static", "--out=json", "gz*", "test.ping",
