@@ -792,8 +792,9 @@ def rollout(cluster, tgt="*"):
     the backups restart with their own options and hear it.
 
     Refused, with nothing changed, when a hypervisor of the cluster does
-    not answer, a node's zone or instance does not run, the cluster has no
-    single master, or its VIP or VHID would change (``ucarp.identity_kept``
+    not answer, a node's zone or instance does not run, a node is sick (with
+    health checks), the cluster has no single master, or its VIP or VHID
+    would change (``ucarp.identity_kept``
     refuses to write such files). A rollout that cannot
     complete stops with the master holding the VIP alone: backups it had
     already moved to the new settings are disabled, and the comment says so.
@@ -833,6 +834,10 @@ def rollout(cluster, tgt="*"):
                 raise _Refused(f"the hypervisor of {zone} ({node['host']}) {why}")
             if seen["zone_state"] != "running" or seen["service"] != "online":
                 raise _Refused(f"zone {zone} is {seen['zone_state']}, its instance {seen['service']}")
+            health = seen.get("health")
+            if model.get("health") and (health or {}).get("state") != "healthy":
+                why = f"sick ({health.get('detail')})" if health else "not known to be healthy (no health record yet)"
+                raise _Refused(f"{zone} is {why}: fix it first (new checks apply in place with a highstate)")
         masters = sorted(n["zone"] for n in nodes if n["holds_vip"])
         if len(masters) != 1:
             raise _Refused(f"cluster {cluster} needs exactly one master to roll out (holders: {masters or 'none'})")

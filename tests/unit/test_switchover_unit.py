@@ -484,6 +484,15 @@ def test_rollout_keeps_the_master_and_restarts_the_backups_around_it(runner):
         ),
         (lambda r: r.fleet.silent.add("gz3"), "the hypervisor of web-c (gz3) did not answer"),
         (
+            lambda r: sick(r, "web-b", "tcp 192.0.2.12 80 refused"),
+            "web-b is sick (tcp 192.0.2.12 80 refused): fix it first (new checks apply in place with a highstate)",
+        ),
+        (
+            lambda r: sick(r, "web-c", None),
+            "web-c is not known to be healthy (no health record yet): fix it first "
+            "(new checks apply in place with a highstate)",
+        ),
+        (
             lambda r: r.fleet.holding.add("web-b"),
             "cluster web needs exactly one master to roll out (holders: ['web-a', 'web-b'])",
         ),
