@@ -439,3 +439,106 @@ def status():
             entry.update(service=None, holds_vip=False, last_transition=None, health=None, override=None)
         out.append(entry)
     return out
+
+
+# Reaction rounds (called by the runner) ---
+
+
+def _checked_work(cluster, work):
+    """This global zone's entries of ``work``, every entry checked first (an
+    error names the first bad one; nothing has run then)."""
+    if not isinstance(work, list):
+        raise CommandExecutionError("ucarp.run_actions: work must be a list of entries")
+    model = _cluster(cluster)
+    mine = []
+    for i, entry in enumerate(work):
+        where = f"ucarp.run_actions: work[{i}]"
+        if not isinstance(entry, dict):
+            raise CommandExecutionError(f"{where} must be a mapping with zone, host, role and actions")
+        if entry.get("host") != __opts__["id"]:
+            continue  # another hypervisor's: the runner sends one list to all of them
+        zone, role, actions = entry.get("zone"), entry.get("role"), entry.get("actions")
+        node = model["nodes"].get(zone) if isinstance(zone, str) else None
+        if node is None or node["host"] != __opts__["id"]:
+            raise CommandExecutionError(f"{where}.zone: {zone!r} is not a node of cluster {cluster} on this hypervisor")
+        if role not in ("master", "backup"):
+            raise CommandExecutionError(f"{where}.role: {role!r} is neither master nor backup")
+        if not isinstance(actions, list):
+            raise CommandExecutionError(f"{where}.actions must be a list")
+        for j, action in enumerate(actions):
+            kind, arg = (action.get("action"), action.get("arg")) if isinstance(action, dict) else (None, None)
+            try:
+                _util("action_function")(kind)
+            except (KeyError, TypeError):
+                raise CommandExecutionError(f"{where}.actions[{j}].action: unknown action {kind!r}") from None
+            if not isinstance(arg, str) or not arg.strip():
+                raise CommandExecutionError(f"{where}.actions[{j}].arg: must be a non-empty string")
+        mine.append({"zone": zone, "role": role, "actions": actions})
+    return mine
+
+
+def _run_action(zone, action):
+    """One action in a running zone: (ok, detail)."""
+    fun = _util("action_function")(action["action"])
+    extra = {"clear": True} if action["action"] == "svc_enable" else {}
+    try:
+        ret = __salt__[fun](zone, action["arg"], **extra)
+    except CommandExecutionError as exc:
+        return False, str(exc)
+    if fun == "zlogin.run" and ret.get("retcode"):
+        return False, f"exit {ret['retcode']}: {(ret.get('stderr') or '').strip()}"
+    return True, ret
+
+
+def run_actions(cluster, work):
+    """
+    Run a reaction's ``on_master`` / ``on_backup`` actions in this global
+    zone's nodes of a cluster, in one call.  The ``ucarp.transition`` runner
+    sends the same ``work`` to every hypervisor of the cluster at once; each
+    runs its own entries.
+
+    cluster
+        The cluster's name in pillar.
+
+    work
+        A list of entries ``{"zone": <alias>, "host": <minion id>, "role":
+        "master" or "backup", "actions": [{"action": "svc_enable",
+        "svc_disable", "svc_restart" or "run", "arg": <FMRI or command
+        line>}, ...]}``.  Entries of another ``host`` are left to it.  Every
+        entry is checked before any action runs: a zone that is not this
+        global zone's node of the cluster, a bad role, an unknown action or
+        an empty argument is an error naming the entry (``work[2].role``),
+        and nothing runs.
+
+    Returns one ``{"zone", "role", "action", "arg", "ok", "detail"}`` per
+    action of this global zone's entries, in order.  ``ok`` is True
+    (``detail``: what the function returned), False (``detail``: its
+    error, or a command's exit status and stderr) or None: the zone is not
+    running and its actions were skipped (``detail``: ``zone is
+    stopped``).  ``svc_enable`` clears maintenance first.  A failed action
+    does not stop the zone's next ones.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt gz2 ucarp.run_actions web work='[{"zone": "web-b", "host": "gz2", "role": "master",
+            "actions": [{"action": "svc_enable", "arg": "svc:/site/app:default"}]}]'
+    """
+    out = []
+    for entry in _checked_work(cluster, work):
+        zone = entry["zone"]
+        try:
+            state = __salt__["vmadm.state"](zone)
+        except CommandExecutionError as exc:
+            state, why = None, f"zone is unknown: {exc}"
+        else:
+            why = None if state == "running" else f"zone is {state}"
+        for action in entry["actions"]:
+            result = {"zone": zone, "role": entry["role"], "action": action["action"], "arg": action["arg"]}
+            if why is not None:
+                out.append(dict(result, ok=None, detail=why))
+                continue
+            ok, detail = _run_action(zone, action)
+            out.append(dict(result, ok=ok, detail=detail))
+    return out
