@@ -33,7 +33,7 @@ PILLAR = {
 @pytest.fixture
 def beacon(tmp_path):
     module = load_salt_module("_beacons", "ucarp", opts={"id": "gz1", "cachedir": str(tmp_path / "cache")})
-    module.__utils__ = UTILS
+    module.__utils__ = dict(module.__utils__, **UTILS)  # the formula's utils (zone_root too)
     module.log = logging.getLogger("ucarp-beacon-unit")  # quiet: not through Salt's log handlers
     module.log.propagate = False
     module._ZONES.update(at=0.0, by_alias={})
@@ -228,6 +228,9 @@ def test_beacon_survives_a_bad_pillar(beacon):
 # The runner ---------------------------------------------------------------------
 
 
+ROUNDS = ("ucarp.holders", "ucarp.run_actions")  # sent to every hypervisor of the cluster at once
+
+
 class FakeLocal:
     def __init__(self, holders):
         self.holders = holders
@@ -235,10 +238,16 @@ class FakeLocal:
 
     def cmd(self, tgt, fun, arg=(), kwarg=None, timeout=None, full_return=False, tgt_type="glob"):
         """LocalClient.cmd with full returns, over a list of hypervisors."""
-        self.calls.append((tgt[0] if len(tgt) == 1 and fun != "ucarp.holders" else tgt, fun, list(arg), kwarg))
+        self.calls.append((tgt[0] if len(tgt) == 1 and fun not in ROUNDS else tgt, fun, list(arg), kwarg))
         if fun == "ucarp.holders":
             nodes = PILLAR["ucarp"]["clusters"]["web"]["nodes"]
             return {h: {"ret": {z: z in self.holders for z, n in nodes.items() if n["host"] == h}} for h in tgt}
+        if fun == "ucarp.run_actions":  # what the minion function returns for its own entries
+            return {
+                h: {"ret": [dict(a, zone=w["zone"], role=w["role"], ok=True, detail=True)
+                            for w in kwarg["work"] if w["host"] == h for a in w["actions"]], "retcode": 0}
+                for h in tgt
+            }  # fmt: skip
         if fun == "vmadm.state":
             ret = "running"
         elif fun == "ucarp.transitions":
@@ -278,28 +287,85 @@ def event(sender="gz2", zone="web-b", role="master", seq=1, **changes):
     return f"ucarp/web/{role}", {"id": sender, "tag": f"ucarp/web/{role}", "data": payload}
 
 
-def test_a_failover_runs_the_actions_and_completes(runner):
+def publishes(runner):
+    return [c[1] for c in runner.local.calls]
+
+
+def test_a_failover_runs_the_actions_and_completes_in_two_rounds(runner):
     tag, data = event()
     (result,) = runner.transition(tag, data)
     assert result["complete"] == {"zone": "web-b", "gz": "gz2"}
-    actions = [(c[0], c[1], c[2], c[3]) for c in runner.local.calls if c[1].startswith("zlogin.")]
-    assert actions == [
-        ("gz2", "zlogin.svc_enable", ["web-b", "svc:/site/app:default"], {"clear": True}),
-        ("gz1", "zlogin.svc_disable", ["web-a", "svc:/site/app:default"], None),
-    ]
+    # One round asks every hypervisor who holds the VIP, one runs every action: each to all the hosts at once.
+    assert publishes(runner) == ["ucarp.holders", "ucarp.run_actions"]
+    (tgt, fun, args, kwarg) = runner.local.calls[1]
+    assert (tgt, args) == (["gz1", "gz2"], ["web"])
+    assert kwarg == {
+        "work": [
+            {"zone": "web-b", "host": "gz2", "role": "master",
+             "actions": [{"action": "svc_enable", "arg": "svc:/site/app:default"}]},
+            {"zone": "web-a", "host": "gz1", "role": "backup",
+             "actions": [{"action": "svc_disable", "arg": "svc:/site/app:default"}]},
+        ]
+    }  # fmt: skip
     ((tag, fired),) = runner.fired
     assert tag == "ucarp/web/failover/complete"
     assert fired["master"] == {"zone": "web-b", "gz": "gz2"}
     assert fired["transition"]["seq"] == 1
+    assert [t["seq"] for t in fired["transitions"]] == [1]
+    assert [(a["zone"], a["action"], a["ok"]) for a in fired["actions"]] == [
+        ("web-b", "svc_enable", True),
+        ("web-a", "svc_disable", True),
+    ]
     assert set(fired["timings"]) == {"transition", "received", "checked", "actions_done"}
+
+
+def test_a_cluster_without_actions_converges_in_one_round(runner, monkeypatch):
+    bare = json.loads(json.dumps(PILLAR))
+    del bare["ucarp"]["clusters"]["web"]["on_master"], bare["ucarp"]["clusters"]["web"]["on_backup"]
+    runner.__salt__["pillar.show_pillar"] = lambda minion: bare
+    (result,) = runner.transition(*event())
+    assert result == {"complete": {"zone": "web-b", "gz": "gz2"}, "actions": []}
+    assert publishes(runner) == ["ucarp.holders"]
 
 
 def test_actions_follow_the_holder_not_the_event(runner):
     runner.local.holders = {"web-a"}  # web-b's master event arrives after web-a took the VIP back
     (result,) = runner.transition(*event())
     assert result["complete"] == {"zone": "web-a", "gz": "gz1"}
-    actions = [(c[0], c[1], c[2][0]) for c in runner.local.calls if c[1].startswith("zlogin.")]
-    assert actions == [("gz1", "zlogin.svc_enable", "web-a"), ("gz2", "zlogin.svc_disable", "web-b")]
+    work = runner.local.calls[1][3]["work"]
+    assert [(w["host"], w["zone"], w["role"]) for w in work] == [("gz1", "web-a", "master"), ("gz2", "web-b", "backup")]
+
+
+@pytest.mark.parametrize(
+    ("reply", "detail"),
+    [
+        ({"ret": "ERROR: ucarp.run_actions: work[0].zone: 'web-a' is not a node", "retcode": 1},
+         "ERROR: ucarp.run_actions: work[0].zone: 'web-a' is not a node"),
+        ({"ret": "'ucarp.run_actions' is not available.", "retcode": 254}, "'ucarp.run_actions' is not available."),
+        ({"ret": [], "retcode": 0}, "gz1 returned 1 action results in an unexpected shape"),
+        (None, "gz1 did not answer"),
+    ],
+    ids=["error", "not-synced", "bad-shape", "silent"],
+)  # fmt: skip
+def test_a_hypervisor_whose_actions_round_failed_reports_each_of_its_actions(runner, reply, detail):
+    answer = runner.local.cmd
+
+    def gz1_fails(tgt, fun, *args, **kwargs):
+        got = answer(tgt, fun, *args, **kwargs)
+        if fun == "ucarp.run_actions":
+            if reply is None:
+                got.pop("gz1", None)
+            else:
+                got["gz1"] = dict(reply)
+        return got
+
+    runner.local.cmd = gz1_fails
+    (result,) = runner.transition(*event())
+    assert [(a["zone"], a["ok"], a["detail"]) for a in result["actions"]] == [
+        ("web-b", True, True),
+        ("web-a", False, detail),
+    ]
+    assert runner.fired[-1][0] == "ucarp/web/failover/complete"
 
 
 @pytest.mark.parametrize(
@@ -330,15 +396,22 @@ def test_a_tag_that_does_not_match_the_data_is_rejected(runner):
     }
 
 
-def test_repeats_are_ignored_and_gaps_filled_in_order(runner):
+def test_repeats_are_ignored_and_gaps_filled_in_one_convergence(runner):
     runner.transition(*event(seq=1))
     assert runner.transition(*event(seq=1)) == {"duplicate": 1}
     runner.fired.clear()
+    runner.local.calls.clear()
     results = runner.transition(*event(seq=3))
     gap = [c for c in runner.local.calls if c[1] == "ucarp.transitions"]
     assert gap == [("gz2", "ucarp.transitions", ["web-b", "web"], {"since": 1})]
-    assert [r.get("complete", {}).get("zone") for r in results] == ["web-b", "web-b"]
-    assert [f[1]["transition"]["seq"] for f in runner.fired] == [2, 3]
+    assert [r.get("complete", {}).get("zone") for r in results] == ["web-b"]  # the gap and the event: converged once
+    ((_tag, fired),) = runner.fired
+    assert fired["transition"]["seq"] == 3
+    assert [t["seq"] for t in fired["transitions"]] == [2, 3]
+    assert publishes(runner) == ["ucarp.transitions", "ucarp.holders", "ucarp.run_actions"]
+    state = saved(runner)
+    assert state["cursors"] == {f"gz2/web-b/{ZONE_B}": 3}
+    assert state["last"]["seq"] == 3 and state["pending"] == []
     assert runner.transition(*event(seq=2)) == {"duplicate": 2}
 
 
@@ -675,3 +748,192 @@ def test_a_health_gap_is_filled_from_the_zone_in_order(runner):
                                         "seq": 4, "ts": 2004}  # fmt: skip
     assert state["alert"] is None  # the event's own record (healthy) cleared it
     assert state["cursors"][f"gz2/web-b/{ZONE_B}/health"] == 4
+
+
+# The runner: one convergence for a backlog -------------------------------------
+
+
+def test_transitions_while_a_convergence_is_queued_are_recorded_and_left_to_it(runner):
+    queued = runner._Flock("web", ".queue")
+    assert queued.acquire(wait=False)  # another reaction waits to converge the cluster
+    try:
+        assert runner.transition(*event(seq=1, ack=f"{ZONE_B}/web")) == []
+        assert runner.transition(*event(sender="gz1", zone="web-a", zone_uuid=ZONE_A, role="backup", seq=1,
+                                        ack=f"{ZONE_A}/web")) == []  # fmt: skip
+    finally:
+        queued.release()
+    assert runner.local.calls == [] and runner.fired == []  # no round, no acknowledgement yet
+    state = saved(runner)
+    assert state["cursors"] == {f"gz2/web-b/{ZONE_B}": 1, f"gz1/web-a/{ZONE_A}": 1}
+    assert state["last"]["zone"] == "web-a"
+    assert [(p["zone"], p["seq"]) for p in state["pending"]] == [("web-b", 1), ("web-a", 1)]
+    # The queued convergence (here: the next event's) covers all three, once.
+    (result,) = runner.transition(*event(seq=2, ack=f"{ZONE_B}/web"))
+    assert result["complete"] == {"zone": "web-b", "gz": "gz2"}
+    ((tag, fired),) = runner.fired
+    assert [(t["zone"], t["seq"]) for t in fired["transitions"]] == [("web-b", 1), ("web-a", 1), ("web-b", 2)]
+    assert fired["transition"]["seq"] == 2
+    assert publishes(runner) == ["ucarp.holders", "ucarp.run_actions", "ucarp.ack", "ucarp.ack"]
+    assert acks(runner) == [(["gz1"], "ucarp.ack", [f"{ZONE_A}/web", 1], "list"),
+                            (["gz2"], "ucarp.ack", [f"{ZONE_B}/web", 2], "list")]  # fmt: skip
+    assert saved(runner)["pending"] == []
+
+
+def test_a_backlog_of_concurrent_reactions_converges_once_more_not_once_each(runner):
+    """Reactions run in the reactor's threads: while one converges, the next
+    queues, and the ones after it return at once, their transitions recorded."""
+    import threading
+
+    inside, release = threading.Event(), threading.Event()
+    answer = runner.local.cmd
+    rounds = []
+
+    def slow_first_round(tgt, fun, *args, **kwargs):
+        if fun == "ucarp.holders":
+            rounds.append(fun)
+            if len(rounds) == 1:
+                inside.set()
+                assert release.wait(10)
+        return answer(tgt, fun, *args, **kwargs)
+
+    runner.local.cmd = slow_first_round
+    results = {}
+
+    def react(seq, **changes):
+        results[seq] = runner.transition(*event(seq=seq, **changes))
+
+    first = threading.Thread(target=react, args=(1,))
+    first.start()
+    assert inside.wait(10)  # the first convergence is asking who holds the VIP
+    second = threading.Thread(target=react, args=(2,))
+    queued, converging = threading.Event(), runner._converging
+
+    def watched(name):
+        if threading.current_thread() is second:
+            queued.set()  # it holds the queue and waits for the first convergence to end
+        return converging(name)
+
+    runner._converging = watched
+    second.start()
+    assert queued.wait(10)
+    for seq in (3, 4, 5):  # in order, as the beacon sends them
+        thread = threading.Thread(target=react, args=(seq,))
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive()  # returned while the first still converges
+    assert [results[seq] for seq in (3, 4, 5)] == [[], [], []]
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert len(rounds) == 2  # two convergences for five transitions
+    assert [[t["seq"] for t in fired["transitions"]] for _tag, fired in runner.fired] == [[1], [2, 3, 4, 5]]
+    assert saved(runner)["cursors"] == {f"gz2/web-b/{ZONE_B}": 5}
+
+
+def test_a_convergence_cut_short_runs_again_with_the_repeat_of_its_record(runner):
+    def broken(cluster, batch):
+        raise RuntimeError("the master is stopping")
+
+    real = runner._converge_once
+    runner._converge_once = broken
+    with pytest.raises(RuntimeError):
+        runner.transition(*event(seq=1, ack=f"{ZONE_B}/web"))
+    assert acks(runner) == []  # so the beacon sends it again
+    assert [p["seq"] for p in saved(runner)["pending"]] == [1]
+    runner._converge_once = real
+    assert runner.transition(*event(seq=1, ack=f"{ZONE_B}/web")) == {"duplicate": 1}
+    assert [tag for tag, _ in runner.fired] == ["ucarp/web/failover/complete"]  # converged this time
+    assert saved(runner)["pending"] == []
+    assert runner.transition(*event(seq=1)) == {"duplicate": 1}
+    assert len(runner.fired) == 1  # nothing left to converge: a repeat changes nothing
+
+
+# The runner: the sender's pillar, compiled once per change -------------------------
+
+
+@pytest.fixture
+def compiles(runner, tmp_path, monkeypatch):
+    roots = tmp_path / "pillar"
+    roots.mkdir()
+    (roots / "top.sls").write_text("base:\n  '*':\n    - ucarp\n")
+    (roots / "ucarp.sls").write_text("ucarp: {}\n")
+    runner.__opts__["pillar_roots"] = {"base": [str(roots)]}
+    grains = {"gz1": {"os": "SmartOS"}, "gz2": {"os": "SmartOS"}}
+    monkeypatch.setattr(runner.salt.utils.minions, "get_minion_data", lambda m, opts: (m, grains.get(m), None))
+    count = []
+    runner.__salt__["pillar.show_pillar"] = lambda minion: count.append(minion) or json.loads(json.dumps(PILLAR))
+    return {"count": count, "roots": roots, "grains": grains}
+
+
+def test_the_pillar_is_compiled_once_until_it_may_have_changed(runner, compiles):
+    for seq in (1, 2, 3):
+        runner.transition(*event(seq=seq))
+    assert compiles["count"] == ["gz2"]
+    runner._MODELS.clear()  # the reactor's next loader: the cache on disk is still good
+    runner.transition(*event(seq=4))
+    assert compiles["count"] == ["gz2"]
+    assert "s3cret" not in "".join(p.read_text() for p in (compiles["roots"].parent / "ucarp" / "models").iterdir())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda c: (c["roots"] / "ucarp.sls").write_text("ucarp: {clusters: {}}\n"),  # an SLS edited
+        lambda c: (c["roots"] / "new.sls").write_text("x: 1\n"),  # a file added
+        lambda c: (c["roots"] / "ucarp.sls").unlink(),  # a file gone
+        lambda c: c["grains"]["gz2"].update(role="db"),  # grains the top file may match on
+    ],
+    ids=["edited", "added", "removed", "grains"],
+)
+def test_a_pillar_change_is_seen_by_the_next_event(runner, compiles, change):
+    runner.transition(*event(seq=1))
+    change(compiles)
+    runner.transition(*event(seq=2))
+    assert compiles["count"] == ["gz2", "gz2"]
+
+
+def test_a_new_cluster_in_pillar_is_accepted_without_a_restart(runner, compiles):
+    tag, data = event(seq=1, cluster="db", vip="192.0.2.110", vhid=102)
+    tag = "ucarp/db/master"
+    assert runner.transition(tag, data) == {"rejected": "zone 'web-b' is not a node of cluster db in pillar"}
+    grown = json.loads(json.dumps(PILLAR))
+    grown["ucarp"]["clusters"]["db"] = dict(grown["ucarp"]["clusters"]["web"], vip="192.0.2.110", vhid=102)
+    runner.__salt__["pillar.show_pillar"] = lambda minion: grown
+    (compiles["roots"] / "ucarp.sls").write_text("ucarp: {clusters: {db: {}}}\n")
+    (result,) = runner.transition(tag, data)
+    assert result["complete"] == {"zone": "web-b", "gz": "gz2"}
+
+
+def test_with_an_external_pillar_the_cache_lasts_a_while_only(runner, compiles, monkeypatch):
+    runner.__opts__["ext_pillar"] = [{"git": "main https://example.invalid/pillar.git"}]
+    runner.transition(*event(seq=1))
+    runner.transition(*event(seq=2))
+    assert compiles["count"] == ["gz2"]
+    later = runner.time.time() + runner.EXT_PILLAR_TTL + 1
+    monkeypatch.setattr(runner.time, "time", lambda: later)
+    runner.transition(*event(seq=3))
+    assert compiles["count"] == ["gz2", "gz2"]
+
+
+# The runner: one error path ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        ({"ret": "ERROR: zlogin: zone web-b: no such zone", "retcode": 1}, "ERROR: zlogin: zone web-b: no such zone"),
+        ({"ret": {"result": False}, "retcode": 0, "success": False}, "{'result': False}"),
+        ({"ret": "'ucarp.transitions' is not available.", "retcode": 254}, "'ucarp.transitions' is not available."),
+        (None, "gz2 did not answer"),
+    ],
+)
+def test_call_raises_a_typed_error_from_the_structured_return(runner, reply, reason):
+    runner.local.cmd = lambda tgt, fun, *a, **k: {} if reply is None else {"gz2": dict(reply)}
+    with pytest.raises(runner._CallError) as err:
+        runner._call("gz2", "ucarp.transitions", "web-b", "web")
+    assert str(err.value) == reason and (err.value.minion, err.value.fun) == ("gz2", "ucarp.transitions")
+
+
+def test_a_return_that_merely_says_error_is_not_an_error(runner):
+    runner.local.cmd = lambda tgt, fun, *a, **k: {"gz2": {"ret": "ERROR is what the command printed", "retcode": 0}}
+    assert runner._call("gz2", "zlogin.run_stdout", "web-b", "cat /tmp/x") == "ERROR is what the command printed"
