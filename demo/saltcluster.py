@@ -406,7 +406,8 @@ def unanswered(bus, cluster, after=0.0):
 
     A transition ``ucarp/<cluster>/<role>`` (zone, seq) is answered by a
     ``failover/complete`` or ``alert/*`` event naming that zone with that or
-    a later seq.  Also not settled while a reactor runner still runs.
+    a later seq in ``transition`` or ``transitions`` (every transition one
+    convergence covered).  Also not settled while a reactor runner still runs.
     """
     last_sent, last_answered = {}, {}
     for event in bus.since(f"ucarp/{cluster}/*", after):
@@ -416,8 +417,11 @@ def unanswered(bus, cluster, after=0.0):
             zone, seq = item.get("zone"), item.get("seq", 0)
             last_sent[zone] = max(last_sent.get(zone, 0), seq)
         elif isinstance(event.data.get("transition"), dict):
-            zone, seq = event.data["transition"].get("zone"), event.data["transition"].get("seq", 0)
-            last_answered[zone] = max(last_answered.get(zone, 0), seq)
+            # One convergence answers every transition it covers (``transitions``).
+            covered = event.data.get("transitions") or [event.data["transition"]]
+            for answered in covered:
+                zone, seq = answered.get("zone"), answered.get("seq", 0)
+                last_answered[zone] = max(last_answered.get(zone, 0), seq)
     pending = sorted(z for z, seq in last_sent.items() if last_answered.get(z, 0) < seq)
     return pending + sorted(runners_in_flight(bus, after=after))
 
