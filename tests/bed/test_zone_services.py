@@ -86,3 +86,42 @@ def test_a_killed_daemon_is_restarted(zone):
         return new not in (None, pid) and state(gz, uuid, "sleeper:one") == "online"
 
     wait_for(restarted, what="a new sleep process under sleeper:one")
+
+
+def test_svcs_z_lists_a_zones_instances_from_the_global_zone(zone):
+    gz, uuid = zone
+    assert gz.zlogin(uuid, "svcadm enable -s sleeper:one").returncode == 0
+    proc = gz.run("svcs", "-z", uuid, "-H", "-o", "state,fmri", "sleeper")
+    assert proc.returncode == 0, proc.stderr
+    # Sorted as svcs sorts: by state (disabled before online), then time, then FMRI.
+    assert proc.stdout.split() == ["disabled", "svc:/site/sleeper:two", "online", "svc:/site/sleeper:one"]
+
+
+def test_svcs_big_z_lists_every_running_zone_with_a_zone_column(zone, bed):
+    gz, uuid = zone
+    other = gz.create(recipe_zone("services-other", "192.0.2.72"))
+    try:
+        proc = gz.run("svcs", "-Z", "-a", "-H", "-o", "zone,state,fmri")
+        assert proc.returncode == 0, proc.stderr
+        rows = [line.split() for line in proc.stdout.splitlines()]
+        assert {r[0] for r in rows} == {uuid, other}
+        assert [uuid, "disabled", "svc:/site/sleeper:two"] in rows
+        assert any(r[0] == other and r[2] == "svc:/milestone/network:default" for r in rows)
+        # A zone that is not running is not listed by -Z; -z says it cannot bind.
+        gz.run("vmadm", "stop", other, check=True)
+        listed = gz.run("svcs", "-Z", "-a", "-H", "-o", "zone,fmri").stdout.split()
+        assert other not in listed and uuid in listed
+        proc = gz.run("svcs", "-z", other, "-H")
+        assert proc.returncode == 1
+        assert proc.stderr.startswith(f"svcs: Could not bind to repository server for zone {other}")
+    finally:
+        gz.run("vmadm", "delete", other)
+
+
+def test_svcs_z_refuses_an_unknown_zone_and_use_inside_a_zone(zone):
+    gz, uuid = zone
+    proc = gz.run("svcs", "-z", "00000000-0000-0000-0000-000000000000", "-H")
+    assert (proc.returncode, proc.stderr) == (1, "svcs: invalid zone '00000000-0000-0000-0000-000000000000'\n")
+    proc = gz.zlogin(uuid, "svcs -Z -H")
+    assert proc.returncode == 1
+    assert "may only be used from the global zone" in proc.stderr
