@@ -30,7 +30,6 @@ Enable it in pillar (or the minion config)::
 import json
 import logging
 import os
-import stat
 import time
 
 import salt.version
@@ -40,11 +39,15 @@ try:
 except ImportError:  # Salt before 3005: refused in __virtual__, not a traceback
     channel_client = None
 
+try:  # pip-installed as a Salt extension, whose utils Salt's loader does not read
+    from saltext.ucarp.utils import zone_root as _packaged_zone_root
+except ImportError:  # a formula: the util is synced and comes through __utils__
+    _packaged_zone_root = None
+
 log = logging.getLogger(__name__)
 
 __virtualname__ = "ucarp"
 
-MAX_READ = 1 << 20
 ZONES_TTL = 30.0
 SEND_TIMEOUT = 10
 ACK_WAIT = 30.0  # seconds to wait for a reaction's ucarp.ack before sending a record again
@@ -105,31 +108,20 @@ def _zones():
 
 
 def read_in_zone(root, path):
-    """Read a regular file at ``path`` below a zone's ``root`` without following links.
+    """A record file at ``path`` below a zone's ``root``, as text, or None.
 
-    A zone owns its files: a symlink or FIFO planted there must not make the
-    global zone read one of its own files, or block.  None if it is missing.
+    Read with the formula's one zone-root reader (``_utils/zone_root.py``):
+    no link followed at any level, regular files only, at most 1 MiB (the
+    hooks keep records far below that). None when it is missing or refused.
     """
-    parts = [p for p in path.split("/") if p]
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
+    outcome, data = (_packaged_zone_root.try_read if _packaged_zone_root else __utils__["zone_root.try_read"])(
+        root, path
+    )
+    if outcome != "ok":
+        if outcome == "refused":
+            log.warning("ucarp beacon: %s%s not read: %s", root, path, data)
         return None
-    try:
-        for part in parts[:-1]:
-            nxt = os.open(part, flags | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = nxt
-        ffd = os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=fd)
-    except OSError:
-        os.close(fd)
-        return None
-    os.close(fd)
-    with os.fdopen(ffd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            return None
-        return fh.read(MAX_READ).decode("utf-8", errors="replace")
+    return data.decode("utf-8", errors="replace")
 
 
 def _send(tag, data):

@@ -10,8 +10,9 @@ module takes its place for OS zones and does better where it was weak:
 - reads use JSON (``vmadm lookup -j``, ``vmadm get``), never the
   ``:``-separated ``vmadm list -p`` output that MAC addresses break;
 - ``list`` and ``lookup`` cost one ``vmadm`` process however many VMs there
-  are; the result is cached for the run in ``__context__`` and dropped by
-  every write;
+  are; in a state run (or a call that opens a run's store, see the
+  ``run_cache`` util) the result is kept for the run and dropped by every
+  write; an ad hoc call always asks ``vmadm`` again;
 - a failure raises ``CommandExecutionError`` with vmadm's own message;
 - commands run as argument lists, payloads go in as JSON on stdin.
 
@@ -34,6 +35,11 @@ import re
 import salt.utils.path
 import salt.version
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+try:  # pip-installed as a Salt extension, whose utils Salt's loader does not read
+    from saltext.ucarp.utils import run_cache as _packaged_run_cache
+except ImportError:  # a formula: the util is synced and comes through __utils__
+    _packaged_run_cache = None
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +91,28 @@ def _vmadm(*args, stdin=None, check=True):
     return res
 
 
+def _run(name):
+    """A function of the formula's per-run cache (``_utils/run_cache.py``)."""
+    return getattr(_packaged_run_cache, name) if _packaged_run_cache else __utils__[f"run_cache.{name}"]
+
+
+def _remember(name, compute):
+    """``compute()`` once per run's store under ``name`` (every time outside one)."""
+    store = _run("current")(__context__)
+    if store is None:
+        return compute()
+    if name not in store:
+        store[name] = compute()
+    return store[name]
+
+
 def _forget():
-    __context__.pop(CACHE, None)
-    __context__.pop(RESOLVED, None)
+    _run("drop")(__context__, CACHE, RESOLVED)
 
 
 def _all():
-    """Every VM of this global zone, whole, from one ``vmadm lookup -j``."""
-    if CACHE not in __context__:
-        __context__[CACHE] = json.loads(_vmadm("lookup", "-j")["stdout"] or "[]")
-    return __context__[CACHE]
+    """Every VM of this global zone, whole, from one ``vmadm lookup -j`` (once per run)."""
+    return _remember(CACHE, lambda: json.loads(_vmadm("lookup", "-j")["stdout"] or "[]"))
 
 
 def _parse_search(search):
@@ -235,9 +253,12 @@ def uuid(vm, key=None):
         what = "a hostname" if key == "hostname" else "an alias"
         raise SaltInvocationError(f"vmadm: {vm!r} is neither a VM UUID nor {what} (letters, digits, '.', '_' and '-')")
     key = key or "alias"
-    resolved = __context__.setdefault(RESOLVED, {})
+    resolved = _remember(RESOLVED, dict)
     if (key, vm) not in resolved:
-        found = json.loads(_vmadm("lookup", "-j", "-o", "uuid", f"{key}={vm}")["stdout"] or "[]")
+        if _run("current")(__context__) is not None:  # in a run: from the run's one lookup
+            found = [{"uuid": v["uuid"]} for v in _all() if v.get(key) == vm]
+        else:
+            found = json.loads(_vmadm("lookup", "-j", "-o", "uuid", f"{key}={vm}")["stdout"] or "[]")
         if not found:
             raise LookupCountError(f"vmadm: no VM has the {key} '{vm}'", 0)
         if len(found) > 1:
@@ -381,7 +402,13 @@ def get(vm, key=None):
         salt gz1 vmadm.get 5c1b5a8e-0c55-4b2c-8b3a-2d7d0e6d0f7e
         salt gz1 vmadm.get zonea-host key=hostname
     """
-    return json.loads(_vmadm("get", uuid(vm, key))["stdout"])
+    wanted = uuid(vm, key)
+    if _run("current")(__context__) is not None:  # in a run: the run's one lookup has every VM whole
+        for found in _all():
+            if found.get("uuid") == wanted:
+                return found
+        raise LookupCountError(f"vmadm: no VM has the UUID {wanted}", 0)
+    return json.loads(_vmadm("get", wanted)["stdout"])
 
 
 def state(vm, key=None):

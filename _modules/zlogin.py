@@ -26,6 +26,12 @@ import salt.utils.path
 import salt.version
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+try:  # pip-installed as a Salt extension, whose utils Salt's loader does not read
+    from saltext.ucarp.utils import run_cache as _packaged_run_cache
+    from saltext.ucarp.utils import zone_root as _packaged_zone_root
+except ImportError:  # a formula: the utils are synced and come through __utils__
+    _packaged_run_cache = _packaged_zone_root = None
+
 log = logging.getLogger(__name__)
 
 
@@ -33,14 +39,19 @@ class ZoneFileMissing(CommandExecutionError):
     """A file asked for in a zone does not exist there."""
 
 
+class ServiceNotFound(CommandExecutionError):
+    """An FMRI matches no service instance in the zone."""
+
+
 __virtualname__ = "zlogin"
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 PKG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+_.-]*$")
-FMRI_RE = re.compile(r"^(svc:/)?[A-Za-z0-9][A-Za-z0-9_.,/-]*(:[A-Za-z0-9_.,-]+)?$")
+FMRI_RE = re.compile(r"^(svc:/)?[A-Za-z0-9][A-Za-z0-9_.,/-]*(:[A-Za-z0-9_.,*-]+)?$")
 MODE_RE = re.compile(r"^0?[0-7]{3,4}$")
 PKGIN = "/opt/local/bin/pkgin"
+PKG_DBDIR = "/opt/local/pkg"  # pkgsrc's package database in a SmartOS zone (one directory per package)
 SETTLED = ("online", "offline", "disabled", "maintenance", "degraded")
 ZLOGIN_OWN = (
     re.compile(r"^zlogin: zone '.*' unknown"),
@@ -55,6 +66,40 @@ def __virtual__():
     if salt.utils.path.which("zlogin"):
         return __virtualname__
     return (False, "zlogin: the zlogin command was not found (it exists in a SmartOS global zone)")
+
+
+def _util(module, name):
+    """A function of the formula's ``run_cache`` or ``zone_root`` util."""
+    packaged = {"run_cache": _packaged_run_cache, "zone_root": _packaged_zone_root}[module]
+    return getattr(packaged, name) if packaged else __utils__[f"{module}.{name}"]
+
+
+def _remember(name, compute):
+    """``compute()`` once per run's store under ``name`` (every time outside one)."""
+    store = _util("run_cache", "current")(__context__)
+    if store is None:
+        return compute()
+    if name not in store:
+        store[name] = compute()
+    return store[name]
+
+
+def _in_run():
+    return _util("run_cache", "current")(__context__) is not None
+
+
+def _zone_root(zone):
+    """The zone's root as the global zone sees it, in a run and for a running zone
+    only (from the run's one ``vmadm lookup``); None otherwise: use ``zlogin``."""
+    if not _in_run() or "vmadm.get" not in __salt__:
+        return None
+    try:
+        vm = __salt__["vmadm.get"](zone)
+    except CommandExecutionError:
+        return None
+    if vm.get("state") != "running" or not vm.get("zonepath"):
+        return None
+    return posixpath.join(vm["zonepath"], "root")
 
 
 def _zonename(zone):
@@ -250,7 +295,7 @@ def _encode(data):
     return "".join(out)
 
 
-def file_read(zone, path, encoding="utf-8"):
+def file_read(zone, path, encoding="utf-8", missing_ok=False):
     """
     Return the content of a file inside a zone, read through ``zlogin``.
 
@@ -263,6 +308,10 @@ def file_read(zone, path, encoding="utf-8"):
     encoding
         How to decode the bytes (``utf-8`` by default); ``None`` returns bytes.
 
+    missing_ok
+        Return None when there is no such file (by default that is an
+        error, ``ZoneFileMissing``).
+
     CLI Example:
 
     .. code-block:: bash
@@ -270,13 +319,58 @@ def file_read(zone, path, encoding="utf-8"):
         salt gz1 zlogin.file_read zoneA /opt/local/etc/ucarp/web.conf
     """
     path = _path(path)
+    data = _under_root("try_read", zone, path)
+    if data is None:
+        try:
+            data = _read_through_zlogin(zone, path)
+        except ZoneFileMissing:
+            if missing_ok:
+                return None
+            raise
+    return data if encoding is None else data.decode(encoding)
+
+
+def _under_root(how, zone, path):
+    """``zone_root.<how>`` of ``path`` below the zone's root, in a run; None when
+    it is not read there (no run, zone not running, missing, or refused: the
+    reason is kept for ``zlogin.refused``)."""
+    root = _zone_root(zone)
+    if root is None:
+        return None
+    outcome, value = _util("zone_root", how)(root, path)
+    if outcome == "ok":
+        return value
+    if outcome == "refused":
+        log.info("zlogin: zone %s: %s is read through zlogin, not under the zone root: %s", zone, path, value)
+        store = _util("run_cache", "current")(__context__)
+        store.setdefault("zlogin.refused", {})[(_zonename(zone), path)] = value
+    # Missing under the root is confirmed by the zone itself: a file the zone
+    # sees may lie on a filesystem mounted inside it.
+    return None
+
+
+def refused(zone, path):
+    """
+    Why this run read ``path`` through ``zlogin`` rather than under the zone's
+    root (a symlink, a file that is not regular, one too big), or None.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt gz1 zlogin.refused zoneA /opt/local/etc/ucarp/web.conf
+    """
+    store = _util("run_cache", "current")(__context__) or {}
+    return store.get("zlogin.refused", {}).get((_zonename(zone), _path(path)))
+
+
+def _read_through_zlogin(zone, path):
     res = run(zone, _script(_READ, path), output_loglevel="quiet")  # the content may be a secret
     if res["retcode"] == 3:
         raise ZoneFileMissing(f"zlogin: zone {zone}: {path}: No such file")
     if res["retcode"] != 0:
         raise CommandExecutionError(f"zlogin: zone {zone}: cannot read {path}: {res['stderr'].strip()}")
-    data = bytes.fromhex("".join(res["stdout"].split()))
-    return data if encoding is None else data.decode(encoding)
+    return bytes.fromhex("".join(res["stdout"].split()))
 
 
 def file_write(zone, path, content, mode="0644", user="root", group="root", makedirs=False):
@@ -336,6 +430,11 @@ def file_stat(zone, path):
         salt gz1 zlogin.file_stat zoneA /opt/local/etc/ucarp/web.pass
     """
     path = _path(path)
+    found = _under_root("try_stat", zone, path)
+    if found is not None and found["uid"] == 0 and found["gid"] == 0:
+        # uid and gid 0 are root and root in every illumos zone; other owners'
+        # names are the zone's to say.
+        return dict(found, user="root", group="root")
     res = run(zone, _script(_STAT, path))
     if res["retcode"] == 3:
         return None
@@ -378,11 +477,8 @@ def file_hash(zone, path, algorithm="sha256"):
 
         salt gz1 zlogin.file_hash zoneA /opt/local/etc/ucarp/web.conf
     """
-    try:
-        data = file_read(zone, path, encoding=None)
-    except ZoneFileMissing:
-        return None
-    return hashlib.new(algorithm, data).hexdigest()
+    data = file_read(zone, path, encoding=None, missing_ok=True)
+    return None if data is None else hashlib.new(algorithm, data).hexdigest()
 
 
 def file_remove(zone, path):
@@ -441,7 +537,21 @@ def pkg_version(zone, name):
 
         salt gz1 zlogin.pkg_version zoneA ucarp
     """
-    return pkg_list(zone).get(_pkg_name(name))
+    name = _pkg_name(name)
+    found = _installed_under_root(zone, name)
+    return found if found is not None else pkg_list(zone).get(name)
+
+
+def _installed_under_root(zone, name):
+    """In a run: the version of ``name`` in the zone's pkgsrc database
+    (``/opt/local/pkg/<name>-<version>/+CONTENTS``, read under the zone's
+    root), or None: ask pkgin in the zone (not there, or not readable here)."""
+    listed = _under_root("try_entries", zone, PKG_DBDIR)
+    for entry in listed or ():
+        base, _, version = entry.rpartition("-")
+        if base == name and version and _under_root("try_stat", zone, f"{PKG_DBDIR}/{entry}/+CONTENTS"):
+            return version
+    return None
 
 
 def pkg_install(zone, name):
@@ -493,11 +603,107 @@ def _fmri(fmri):
     return fmri
 
 
+def svc_states():
+    """
+    Return the SMF state of every service instance in every running zone,
+    ``{zonename: {FMRI: state}}``, from one ``svcs -Z`` in the global zone.
+
+    A zone that is not running, or whose repository ``svcs`` cannot reach
+    (a zone booting or halting), is left out.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt gz1 zlogin.svc_states
+    """
+    res = __salt__["cmd.run_all"](
+        ["svcs", "-Z", "-a", "-H", "-o", "zone,state,fmri"],
+        python_shell=False,
+        ignore_retcode=True,
+        output_loglevel="debug",
+    )
+    if res["retcode"] != 0:
+        raise CommandExecutionError(f"zlogin: svcs -Z failed (exit {res['retcode']}): {res['stderr'].strip()}")
+    found = {}
+    for line in res["stdout"].splitlines():
+        words = line.split()
+        if len(words) == 3:
+            found.setdefault(words[0], {})[words[2]] = words[1]
+    return found
+
+
+def _snapshot(zone):
+    """This run's SMF states of ``zone`` (``{FMRI: state}``), or None: ask the zone."""
+    if not _in_run():
+        return None
+    states = _remember("zlogin.smf", svc_states)
+    return states.get(_zonename(zone))
+
+
+def _changed_smf(zone):
+    """Forget this run's SMF states of ``zone``: something was just done to it."""
+    store = _util("run_cache", "current")(__context__)
+    if store is not None and "zlogin.smf" in store:
+        store["zlogin.smf"].pop(_zonename(zone), None)
+
+
+def _matches(fmri, pattern):
+    """Whether the instance ``fmri`` is what ``pattern`` names: the instance
+    itself, its service (``svc:/network/ucarp``) or ``<service>:*``."""
+    service = fmri.rsplit(":", 1)[0]
+    return pattern in (fmri, service, f"{service}:*")
+
+
+def svc_instances(zone, pattern):
+    """
+    Return ``{FMRI: state}`` of the service instances ``pattern`` matches in a
+    zone (an instance, a service with all its instances, or ``<service>:*``);
+    empty when it matches none.
+
+    In a state run the answer comes from the run's one ``svcs -Z`` for every
+    zone; otherwise from ``svcs`` in the zone.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt gz1 zlogin.svc_instances zoneA svc:/network/ucarp
+    """
+    _fmri(pattern)
+    known = _snapshot(zone)
+    if known is not None and pattern.startswith("svc:/"):
+        return {fmri: state for fmri, state in known.items() if _matches(fmri, pattern)}
+    try:
+        return _live_instances(zone, pattern)
+    except ServiceNotFound:
+        return {}
+
+
+def _live_instances(zone, pattern):
+    """``{FMRI: state}`` from ``svcs`` in the zone; ``ServiceNotFound`` when nothing matches."""
+    res = run(zone, ["svcs", "-H", "-o", "state,fmri", _fmri(pattern)])
+    if res["retcode"] != 0:
+        # svcs says "Pattern '<x>' doesn't match any instances" and exits 1:
+        # its message is the only way it tells this from a failure.
+        if "doesn't match any instances" in res["stderr"]:
+            raise ServiceNotFound(f"zlogin: zone {zone}: no service instance matches {pattern}")
+        raise CommandExecutionError(f"zlogin: zone {zone}: svcs {pattern}: {res['stderr'].strip()}")
+    found = {}
+    for line in res["stdout"].splitlines():
+        words = line.split()
+        if len(words) == 2:
+            found[words[1]] = words[0]
+    return found
+
+
 def svc_state(zone, fmri):
     """
     Return the SMF state of a service instance in a zone, or None if unknown.
 
-    The state ends in ``*`` while the instance is moving to another.
+    The state ends in ``*`` while the instance is moving to another. In a
+    state run, an instance's FMRI in full (``svc:/network/ucarp:web``) is
+    answered from the run's one ``svcs -Z``.
 
     CLI Example:
 
@@ -505,12 +711,18 @@ def svc_state(zone, fmri):
 
         salt gz1 zlogin.svc_state zoneA svc:/network/ucarp:web
     """
-    res = run(zone, ["svcs", "-H", "-o", "state", _fmri(fmri)])
-    if res["retcode"] != 0:
-        if "doesn't match any instances" in res["stderr"]:
-            return None
-        raise CommandExecutionError(f"zlogin: zone {zone}: svcs {fmri}: {res['stderr'].strip()}")
-    states = res["stdout"].split()
+    _fmri(fmri)
+    known = _snapshot(zone)
+    if known is not None and re.match(r"^svc:/[^:]+:[^:]+$", fmri):
+        return known.get(fmri)
+    return _live_state(zone, fmri)
+
+
+def _live_state(zone, fmri):
+    try:
+        states = list(_live_instances(zone, fmri).values())
+    except ServiceNotFound:
+        return None
     if len(states) != 1:
         raise CommandExecutionError(f"zlogin: zone {zone}: {fmri} matches {len(states)} instances; name one")
     return states[0]
@@ -530,6 +742,7 @@ def svc_explain(zone, fmri=None):
 
 
 def _svcadm(zone, action, fmri, flags=()):
+    _changed_smf(zone)
     res = run(zone, ["svcadm", action, *flags, _fmri(fmri)])
     if res["retcode"] == 0:
         return True
@@ -569,7 +782,7 @@ def svc_enable(zone, fmri, wait=True, temporary=False, recursive=False, clear=Fa
         salt gz1 zlogin.svc_enable zoneA svc:/network/ucarp:web
     """
     flags = [f for f, on in (("-s", wait), ("-t", temporary), ("-r", recursive)) if on]
-    if clear and svc_state(zone, fmri) == "maintenance":
+    if clear and _live_state(zone, fmri) == "maintenance":
         _svcadm(zone, "clear", fmri)
     return _svcadm(zone, "enable", fmri, flags)
 
@@ -634,7 +847,7 @@ def _settle(zone, fmri, timeout):
     deadline = time.monotonic() + timeout
     current = None
     while time.monotonic() < deadline:
-        current = svc_state(zone, fmri)
+        current = _live_state(zone, fmri)
         if current in ("online", "degraded"):
             return True
         if current == "maintenance":
@@ -657,6 +870,7 @@ def svc_import(zone, path):
 
         salt gz1 zlogin.svc_import zoneA /opt/local/lib/svc/manifest/ucarp.xml
     """
+    _changed_smf(zone)
     _check(zone, ["svccfg", "import", _path(path)], what=f"svccfg import {path}")
     return True
 
@@ -672,8 +886,8 @@ def svc_delete(zone, fmri):
 
         salt gz1 zlogin.svc_delete zoneA svc:/network/ucarp:old
     """
-    res = run(zone, ["svcs", "-H", _fmri(fmri)])
-    if res["retcode"] != 0 and "doesn't match any instances" in res["stderr"]:
+    if not svc_instances(zone, fmri):
         return False
+    _changed_smf(zone)
     _check(zone, ["svccfg", "delete", "-f", _fmri(fmri)], what=f"svccfg delete {fmri}")
     return True

@@ -15,7 +15,20 @@ import logging
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+try:  # pip-installed as a Salt extension, whose utils Salt's loader does not read
+    from saltext.ucarp.utils.run_cache import begin as _packaged_begin
+except ImportError:  # a formula: the util is synced and comes through __utils__
+    _packaged_begin = None
+
 log = logging.getLogger(__name__)
+
+
+def _run():
+    """Open this state run's store of what the zones said (``_utils/run_cache.py``)."""
+    owner = globals().get("__instance_id__")  # Salt sets it for each state run
+    if owner:
+        (_packaged_begin or __utils__["run_cache.begin"])(__context__, owner)
+
 
 __virtualname__ = "smartos_image"
 
@@ -44,6 +57,7 @@ def present(name):
           smartos_image.present:
             - name: d34c301e-10c3-11e4-9b79-5f67ca448df0
     """
+    _run()
     ret = _ret(name)
     try:
         if __salt__["imgadm.installed"](name):
@@ -80,6 +94,7 @@ def absent(name):
           smartos_image.absent:
             - name: 163cd9fe-0c90-11e6-bd05-afd50e5961b6
     """
+    _run()
     ret = _ret(name)
     try:
         if not __salt__["imgadm.installed"](name):

@@ -14,7 +14,20 @@ import logging
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+try:  # pip-installed as a Salt extension, whose utils Salt's loader does not read
+    from saltext.ucarp.utils.run_cache import begin as _packaged_begin
+except ImportError:  # a formula: the util is synced and comes through __utils__
+    _packaged_begin = None
+
 log = logging.getLogger(__name__)
+
+
+def _run():
+    """Open this state run's store of what the zones said (``_utils/run_cache.py``)."""
+    owner = globals().get("__instance_id__")  # Salt sets it for each state run
+    if owner:
+        (_packaged_begin or __utils__["run_cache.begin"])(__context__, owner)
+
 
 __virtualname__ = "smartos_vm"
 
@@ -198,6 +211,7 @@ def present(name, config, running=True):
                     allowed_ips:
                       - 192.0.2.100
     """
+    _run()
     ret = _ret(name)
     try:
         _check_config(name, config)
@@ -271,6 +285,7 @@ def absent(name):
           smartos_vm.absent:
             - name: zoneC
     """
+    _run()
     ret = _ret(name)
     try:
         if not __salt__["vmadm.exists"](name):
@@ -329,6 +344,7 @@ def running(name):
           smartos_vm.running:
             - name: zoneA
     """
+    _run()
     return _power(name, "running", "vmadm.start")
 
 
@@ -345,4 +361,5 @@ def stopped(name):
           smartos_vm.stopped:
             - name: zoneA
     """
+    _run()
     return _power(name, "stopped", "vmadm.stop")

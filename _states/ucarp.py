@@ -24,7 +24,20 @@ import re
 import salt.utils.data
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+try:  # pip-installed as a Salt extension, whose utils Salt's loader does not read
+    from saltext.ucarp.utils.run_cache import begin as _packaged_begin
+except ImportError:  # a formula: the util is synced and comes through __utils__
+    _packaged_begin = None
+
 log = logging.getLogger(__name__)
+
+
+def _run():
+    """Open this state run's store of what the zones said (``_utils/run_cache.py``)."""
+    owner = globals().get("__instance_id__")  # Salt sets it for each state run
+    if owner:
+        (_packaged_begin or __utils__["run_cache.begin"])(__context__, owner)
+
 
 __virtualname__ = "ucarp"
 
@@ -82,6 +95,7 @@ def identity_kept(name, zone, conf_path, conf, pass_path, password_key, fmri):
             - zone: web-a
             - ...
     """
+    _run()
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     try:
         running = __salt__["vmadm.lookup"](alias=zone, state="running", order="uuid")
@@ -122,16 +136,6 @@ def identity_kept(name, zone, conf_path, conf, pass_path, password_key, fmri):
     return ret
 
 
-def _instances(zone, service):
-    """The ucarp instances SMF knows in a zone (a set of FMRIs)."""
-    res = __salt__["zlogin.run"](zone, ["svcs", "-H", "-o", "fmri", f"{service}:*"])
-    if res["retcode"] != 0:
-        if "doesn't match any instances" in res["stderr"]:
-            return set()
-        raise CommandExecutionError(f"zone {zone}: svcs failed: {res['stderr'].strip()}")
-    return set(res["stdout"].split())
-
-
 def pruned(name):
     """
     Remove the UCARP instances and files pillar no longer asks for.
@@ -146,10 +150,11 @@ def pruned(name):
           ucarp.pruned:
             - name: ucarp
     """
+    _run()
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    service = "svc:/network/ucarp"
     try:
         plan = __salt__["ucarp.plan"]()
+        service = plan["service"]
         wanted = {zone["alias"]: set(zone["fmris"]) for zone in plan["zones"]}
         zones = __salt__["vmadm.list"](fields="uuid,alias,state,brand", keyed=False)
         work = {}
@@ -157,7 +162,7 @@ def pruned(name):
             if vm["state"] != "running" or vm["brand"] not in ZONE_BRANDS:
                 continue
             zone = vm["alias"] or vm["uuid"]
-            stale = sorted(_instances(vm["uuid"], service) - wanted.get(vm["alias"], set()))
+            stale = sorted(set(__salt__["zlogin.svc_instances"](vm["uuid"], service)) - wanted.get(vm["alias"], set()))
             if stale:
                 work[zone] = (vm["uuid"], stale, vm["alias"] not in wanted)
         if not work:
@@ -166,7 +171,9 @@ def pruned(name):
         for zone, (uuid, stale, whole) in work.items():
             change = {"instances": stale}
             node_files = __salt__["ucarp.files"]
-            files = [f for fmri in stale for f in node_files(fmri.rsplit(":", 1)[1]).values()]
+            # An instance of the formula's service is named after its cluster.
+            gone = [fmri.removeprefix(f"{service}:") for fmri in stale]
+            files = [f for cluster in gone for f in node_files(cluster).values()]
             if whole:
                 files += plan["hooks"] + [plan["manifest_path"]]
             change["files"] = files
@@ -176,7 +183,7 @@ def pruned(name):
                     __salt__["zlogin.svc_delete"](uuid, fmri)
                 removed = [f for f in files if __salt__["zlogin.file_remove"](uuid, f)]
                 change["files"] = removed
-                if whole and not _instances(uuid, service):
+                if whole and not __salt__["zlogin.svc_instances"](uuid, service):
                     __salt__["zlogin.svc_delete"](uuid, service)
             ret["changes"][zone] = change
         count = sum(len(c["instances"]) for c in ret["changes"].values())

@@ -18,7 +18,20 @@ import re
 import salt.utils.data
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+try:  # pip-installed as a Salt extension, whose utils Salt's loader does not read
+    from saltext.ucarp.utils.run_cache import begin as _packaged_begin
+except ImportError:  # a formula: the util is synced and comes through __utils__
+    _packaged_begin = None
+
 log = logging.getLogger(__name__)
+
+
+def _run():
+    """Open this state run's store of what the zones said (``_utils/run_cache.py``)."""
+    owner = globals().get("__instance_id__")  # Salt sets it for each state run
+    if owner:
+        (_packaged_begin or __utils__["run_cache.begin"])(__context__, owner)
+
 
 __virtualname__ = "zone_file"
 
@@ -102,6 +115,12 @@ def _changes(zone, name, text, mode, user, group, secret):
     return changes
 
 
+def _refused(zone, name):
+    """What the run would not read under the zone's root (it asked the zone instead)."""
+    why = __salt__["zlogin.refused"](zone, name) if "zlogin.refused" in __salt__ else None
+    return f" (not read from the global zone: {why}; read and written through zlogin)" if why else ""
+
+
 def managed(
     name,
     zone,
@@ -170,6 +189,7 @@ def managed(
             - contents_pillar: ucarp:clusters:web:password
             - mode: "0600"
     """
+    _run()
     ret = _ret(name)
     secret = bool(secret or contents_pillar)
     where = f"{name} in zone {zone}"
@@ -178,12 +198,14 @@ def managed(
         text = _wanted(contents, source, contents_pillar)
         changes = _changes(zone, name, text, mode, user, group, secret)
         if not changes:
-            ret["comment"] = f"File {where} is in the desired state"
+            ret["comment"] = f"File {where} is in the desired state" + _refused(zone, name)
             return ret
         if __opts__["test"]:
             ret["result"] = None
             ret["changes"] = changes
-            ret["comment"] = f"File {where} would be {'created' if 'new' in changes else 'updated'}"
+            ret["comment"] = f"File {where} would be {'created' if 'new' in changes else 'updated'}" + _refused(
+                zone, name
+            )
             return ret
         __salt__["zlogin.file_write"](zone, name, text, mode=mode, user=user, group=group, makedirs=makedirs)
     except (CommandExecutionError, SaltInvocationError) as exc:
@@ -192,7 +214,7 @@ def managed(
         return ret
     log.info("zone_file: wrote %s (%s)", where, ", ".join(sorted(changes)))
     ret["changes"] = changes
-    ret["comment"] = f"File {where} {'created' if 'new' in changes else 'updated'}"
+    ret["comment"] = f"File {where} {'created' if 'new' in changes else 'updated'}" + _refused(zone, name)
     return ret
 
 
@@ -213,6 +235,7 @@ def absent(name, zone):
             - name: /opt/local/etc/ucarp/old.conf
             - zone: zoneA
     """
+    _run()
     ret = _ret(name)
     where = f"{name} in zone {zone}"
     try:

@@ -9,7 +9,20 @@ import logging
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+try:  # pip-installed as a Salt extension, whose utils Salt's loader does not read
+    from saltext.ucarp.utils.run_cache import begin as _packaged_begin
+except ImportError:  # a formula: the util is synced and comes through __utils__
+    _packaged_begin = None
+
 log = logging.getLogger(__name__)
+
+
+def _run():
+    """Open this state run's store of what the zones said (``_utils/run_cache.py``)."""
+    owner = globals().get("__instance_id__")  # Salt sets it for each state run
+    if owner:
+        (_packaged_begin or __utils__["run_cache.begin"])(__context__, owner)
+
 
 __virtualname__ = "zone_pkg"
 
@@ -43,6 +56,7 @@ def installed(name, zone):
             - name: ucarp
             - zone: zoneA
     """
+    _run()
     ret = _ret(name)
     try:
         version = __salt__["zlogin.pkg_version"](zone, name)
@@ -82,6 +96,7 @@ def removed(name, zone):
             - name: ucarp
             - zone: zoneA
     """
+    _run()
     ret = _ret(name)
     try:
         version = __salt__["zlogin.pkg_version"](zone, name)

@@ -14,7 +14,20 @@ import logging
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+try:  # pip-installed as a Salt extension, whose utils Salt's loader does not read
+    from saltext.ucarp.utils.run_cache import begin as _packaged_begin
+except ImportError:  # a formula: the util is synced and comes through __utils__
+    _packaged_begin = None
+
 log = logging.getLogger(__name__)
+
+
+def _run():
+    """Open this state run's store of what the zones said (``_utils/run_cache.py``)."""
+    owner = globals().get("__instance_id__")  # Salt sets it for each state run
+    if owner:
+        (_packaged_begin or __utils__["run_cache.begin"])(__context__, owner)
+
 
 __virtualname__ = "zone_svc"
 
@@ -35,21 +48,6 @@ def _fail(ret, exc):
     ret["result"] = False
     ret["comment"] = str(exc)
     return ret
-
-
-def _instances(zone, fmri):
-    """``{instance FMRI: state}`` of what ``fmri`` matches in SMF; empty if nothing."""
-    res = __salt__["zlogin.run"](zone, ["svcs", "-H", fmri])
-    if res["retcode"] != 0:
-        if "doesn't match" in res["stderr"]:
-            return {}
-        raise CommandExecutionError(f"zone_svc: zone {zone}: svcs {fmri}: {res['stderr'].strip()}")
-    found = {}
-    for line in res["stdout"].splitlines():
-        words = line.split()
-        if len(words) >= 2:
-            found[words[-1]] = words[0]
-    return found
 
 
 def manifest_imported(name, zone, contents=None, source=None, service=None):
@@ -90,6 +88,7 @@ def manifest_imported(name, zone, contents=None, source=None, service=None):
             - source: salt://ucarp/files/ucarp-web.xml
             - service: svc:/network/ucarp:web
     """
+    _run()
     ret = _ret(name)
     filed = __states__["zone_file.managed"](
         name, zone, contents=contents, source=source, mode="0444", user="root", group="root", makedirs=True
@@ -100,7 +99,7 @@ def manifest_imported(name, zone, contents=None, source=None, service=None):
         ret["comment"] = filed["comment"]
         return ret
     try:
-        unknown = bool(service) and not _instances(zone, service)
+        unknown = bool(service) and not __salt__["zlogin.svc_instances"](zone, service)
     except (CommandExecutionError, SaltInvocationError) as exc:
         return _fail(ret, exc)
     if not ret["changes"] and not unknown:
@@ -161,6 +160,7 @@ def running(name, zone, enable=True, reload=False):
             - watch:
               - zone_file: ucarp-config-file-managed-web
     """
+    _run()
     ret = _ret(name)
     try:
         state = __salt__["zlogin.svc_state"](zone, name)
@@ -205,6 +205,7 @@ def dead(name, zone):
             - name: svc:/network/ucarp:web
             - zone: zoneA
     """
+    _run()
     ret = _ret(name)
     try:
         state = __salt__["zlogin.svc_state"](zone, name)
@@ -250,9 +251,10 @@ def absent(name, zone):
             - name: svc:/network/ucarp:old
             - zone: zoneA
     """
+    _run()
     ret = _ret(name)
     try:
-        found = _instances(zone, name)
+        found = __salt__["zlogin.svc_instances"](zone, name)
         if not found:
             ret["comment"] = f"Service {name} is not known to SMF in zone {zone}"
             return ret
@@ -303,6 +305,7 @@ def mod_watch(name, zone, sfun=None, **kwargs):
             - watch:
               - zone_file: ucarp-config-file-managed-web
     """
+    _run()
     if sfun == "dead":
         return dead(name, zone)
     if sfun != "running":

@@ -494,6 +494,7 @@ def host_plan(model, host):
         "images": sorted({zone["image"] for zone in planned if zone["image"]}),
         "nodes": nodes,
         "manifest_path": MANIFEST_PATH,
+        "service": SERVICE,
         "lib": LIB,
         "hooks": [f"{LIB}/{name}" for name in HOOK_FILES],
         "restart_on": [f"{LIB}/{name}" for name in RESTART_FILES],

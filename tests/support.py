@@ -65,6 +65,22 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SALT_CALL = os.path.join(os.path.dirname(sys.executable), "salt-call")
 
 
+def formula_utils():
+    """The formula's ``_utils`` as Salt's ``__utils__`` gives them (``"module.function"``)."""
+    found = {}
+    for filename in sorted(os.listdir(os.path.join(REPO, "_utils"))):
+        if not filename.endswith(".py"):
+            continue
+        name = filename[:-3]
+        spec = importlib.util.spec_from_file_location(f"formula_utils_{name}", os.path.join(REPO, "_utils", filename))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        for attr, value in vars(module).items():
+            if callable(value) and not attr.startswith("_") and getattr(value, "__module__", None) == module.__name__:
+                found[f"{name}.{attr}"] = value
+    return found
+
+
 def load_salt_module(kind, name, salt=None, opts=None):
     """Load ``<kind>/<name>.py`` of the formula (e.g. ``_modules/vmadm.py``)
     as Salt would, with the dunders given here instead of Salt's loader."""
@@ -73,6 +89,7 @@ def load_salt_module(kind, name, salt=None, opts=None):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.__salt__ = salt if salt is not None else {}
+    module.__utils__ = formula_utils()
     module.__context__ = {}
     module.__opts__ = opts if opts is not None else {"test": False}
     module.__pillar__ = {}

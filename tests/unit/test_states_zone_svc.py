@@ -42,13 +42,8 @@ class FakeSmf:
         self.files[path] = content
         return True
 
-    def run(self, zone, cmd):
-        assert cmd[:2] == ["svcs", "-H"]
-        fmri = cmd[-1]
-        found = [(f, s) for f, s in self.states.items() if f == fmri or f.startswith(fmri + ":")]
-        if not found:
-            return {"stdout": "", "stderr": f"svcs: Pattern '{fmri}' doesn't match any instances\n", "retcode": 1}
-        return {"stdout": "".join(f"{s:<14} 10:42:11 {f}\n" for f, s in found), "stderr": "", "retcode": 0}
+    def instances(self, zone, pattern):
+        return {f: s for f, s in self.states.items() if f == pattern or f.startswith(pattern + ":")}
 
     def state(self, zone, fmri):
         return self.states.get(fmri)
@@ -62,7 +57,8 @@ class FakeSmf:
 
     def salt(self):
         return {
-            "zlogin.run": self.run,
+            "zlogin.run": MagicMock(side_effect=AssertionError("states ask zlogin.svc_instances, never run svcs")),
+            "zlogin.svc_instances": self.instances,
             "zlogin.svc_state": self.state,
             "zlogin.svc_enable": self.enable,
             "zlogin.svc_disable": self.disable,

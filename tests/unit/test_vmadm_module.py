@@ -45,7 +45,13 @@ def test_virtual_says_why_it_refuses(vmadm, monkeypatch):
     assert vmadm.__virtual__() == "vmadm"
 
 
-def test_list_costs_one_process_and_is_cached(vmadm, run):
+def in_run(module):
+    """Open a run's store for ``module``, as a state run does (``_utils/run_cache.py``)."""
+    module.__utils__["run_cache.begin"](module.__context__, "run-1")
+
+
+def test_list_costs_one_process_and_is_cached_for_a_run(vmadm, run):
+    in_run(vmadm)
     listed = vmadm.list_()
     # As Salt's own smartos_vmadm gave it: keyed by the first field, values as vmadm list -p prints them.
     assert listed == {
@@ -56,6 +62,29 @@ def test_list_costs_one_process_and_is_cached(vmadm, run):
     vmadm.lookup(search={"alias": "zoneB"})
     assert run.argvs() == [["vmadm", "lookup", "-j"]]
     assert run.calls[0][1]["python_shell"] is False
+    # In a run, a VM's whole object and an alias come from that one lookup too.
+    assert vmadm.get("zoneA") == VM_A
+    assert vmadm.state("zoneB") == "stopped"
+    assert run.argvs() == [["vmadm", "lookup", "-j"]]
+
+
+def test_outside_a_run_nothing_is_cached(vmadm, run):
+    """An ad hoc call (or the beacon, in the minion's long-lived process) asks
+    vmadm every time: a zone created meanwhile is seen."""
+    vmadm.list_()
+    run.results[("vmadm", "lookup", "-j")] = ok(json.dumps([VM_A]))
+    assert list(vmadm.list_()) == [UUID_A]
+    assert run.argvs() == [["vmadm", "lookup", "-j"]] * 2
+    assert vmadm.__context__ == {}
+
+
+def test_a_write_drops_the_runs_cache(vmadm, run):
+    in_run(vmadm)
+    vmadm.list_()
+    run.results[("vmadm", "start")] = ok(stderr=f"Successfully started VM {UUID_B}")
+    vmadm.start(UUID_B)
+    vmadm.list_()
+    assert run.argvs().count(["vmadm", "lookup", "-j"]) == 2
 
 
 def test_list_search_fields_and_unkeyed(vmadm):
@@ -116,12 +145,12 @@ def resolves(run, term, *uuids):
     run.results[("vmadm", "lookup", "-j", "-o", "uuid", term)] = ok(json.dumps([{"uuid": u} for u in uuids]))
 
 
-def test_alias_resolved_with_one_lookup(vmadm, run):
+def test_alias_resolved_with_one_lookup_each_call(vmadm, run):
     resolves(run, "alias=zoneA", UUID_A)
     run.results[("vmadm", "get", UUID_A)] = ok(json.dumps(VM_A))
     assert vmadm.get("zoneA") == VM_A
     assert vmadm.get("zoneA") == VM_A
-    assert run.argvs().count(["vmadm", "lookup", "-j", "-o", "uuid", "alias=zoneA"]) == 1
+    assert run.argvs().count(["vmadm", "lookup", "-j", "-o", "uuid", "alias=zoneA"]) == 2  # no run: asked each time
 
 
 def test_key_names_what_the_vm_argument_is(vmadm, run):

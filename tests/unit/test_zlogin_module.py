@@ -178,7 +178,7 @@ def test_pkg_install_unknown_package(zlogin, run):
 
 
 def test_svc_state(zlogin, run):
-    run.results[("zlogin",)] = reply("online*\n")
+    run.results[("zlogin",)] = reply("online*        svc:/network/ucarp:web\n")
     assert zlogin.svc_state(ZONE, "svc:/network/ucarp:web") == "online*"
     run.results[("zlogin",)] = reply(stderr="svcs: Pattern 'svc:/x:y' doesn't match any instances\n", retcode=1)
     assert zlogin.svc_state(ZONE, "svc:/x:y") is None
