@@ -21,9 +21,10 @@ import salt.version
 from salt.exceptions import CommandExecutionError
 
 try:  # pip-installed as a Salt extension, whose utils Salt's loader does not read
+    from saltext.ucarp.utils import run_cache as _packaged_run_cache
     from saltext.ucarp.utils import ucarp_model as _packaged_model
-except ImportError:  # a formula: the util is synced and comes through __utils__
-    _packaged_model = None
+except ImportError:  # a formula: the utils are synced and come through __utils__
+    _packaged_model = _packaged_run_cache = None
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,30 @@ def _util(name):
     return getattr(_packaged_model, name) if _packaged_model else __utils__[f"ucarp_model.{name}"]
 
 
+def _run(name):
+    """A function of the formula's per-run cache (``_utils/run_cache.py``)."""
+    return getattr(_packaged_run_cache, name) if _packaged_run_cache else __utils__[f"run_cache.{name}"]
+
+
+def _remember(name, compute):
+    """``compute()`` once per run's store under ``name`` (every time outside one)."""
+    store = _run("current")(__context__)
+    if store is None:
+        return compute()
+    if name not in store:
+        store[name] = compute()
+    return store[name]
+
+
 def _normalised():
-    raw = __salt__["config.get"]("ucarp:clusters", {})
-    defaults = __salt__["config.get"]("ucarp:defaults", {})
-    return _util("normalise")(raw, defaults)
+    """The pillar, validated: once per state run or per call that opens a store."""
+
+    def compute():
+        raw = __salt__["config.get"]("ucarp:clusters", {})
+        defaults = __salt__["config.get"]("ucarp:defaults", {})
+        return _util("normalise")(raw, defaults)
+
+    return _remember("ucarp.model", compute)
 
 
 def validate():
@@ -115,8 +136,19 @@ def nodes(host=None):
 
 
 def _holds(zone, vip):
-    res = __salt__["zlogin.run"](zone, ["/usr/sbin/ifconfig", "-a"])
-    return res["retcode"] == 0 and f"inet {vip} " in res["stdout"]
+    """Whether ``zone`` has ``vip`` up: one ``ifconfig -a`` per zone and call."""
+
+    def compute():
+        res = __salt__["zlogin.run"](zone, ["/usr/sbin/ifconfig", "-a"])
+        return res["stdout"] if res["retcode"] == 0 else ""
+
+    return f"inet {vip} " in _remember(f"ucarp.ifconfig.{zone}", compute)
+
+
+def _record(zone, path):
+    """A record file of a zone as text ("" when there is none yet): under
+    the zone's root in a call that opened a store, through zlogin otherwise."""
+    return __salt__["zlogin.file_read"](zone, path, missing_ok=True) or ""
 
 
 def last_transition(zone, cluster):
@@ -278,10 +310,8 @@ def health_records(zone, cluster, since=0):
     """
     if not _cluster(cluster).get("health"):
         return []
-    res = __salt__["zlogin.run"](zone, ["cat", _util("health_path")(cluster)])
-    if res["retcode"] != 0:
-        return []
-    return [r for r in _util("parse_health")(res["stdout"], cluster) if r["seq"] > int(since)]
+    text = _record(zone, _util("health_path")(cluster))
+    return [r for r in _util("parse_health")(text, cluster) if r["seq"] > int(since)]
 
 
 def health(zone, cluster):
@@ -364,10 +394,7 @@ def transitions(zone, cluster, since=0):
         salt gz1 ucarp.transitions zoneA web since=41
     """
     vip = _cluster(cluster)["vip"]
-    res = __salt__["zlogin.run"](zone, ["cat", _util("transitions_path")(cluster)])
-    if res["retcode"] != 0:
-        return []
-    found = _util("parse_transitions")(res["stdout"], cluster, vip)
+    found = _util("parse_transitions")(_record(zone, _util("transitions_path")(cluster)), cluster, vip)
     return [t for t in found if t["seq"] > int(since)]
 
 
@@ -381,17 +408,18 @@ def holders(cluster):
 
         salt 'gz*' ucarp.holders web
     """
-    vip = _cluster(cluster)["vip"]
-    out = {}
-    for node in plan()["nodes"]:
-        if node["cluster"] != cluster:
-            continue
-        try:
-            running = __salt__["vmadm.state"](node["alias"]) == "running"
-        except CommandExecutionError:
-            running = False
-        out[node["alias"]] = running and _holds(node["alias"], vip)
-    return out
+    with _run("scope")(__context__):
+        vip = _cluster(cluster)["vip"]
+        out = {}
+        for node in plan()["nodes"]:
+            if node["cluster"] != cluster:
+                continue
+            try:
+                running = __salt__["vmadm.state"](node["alias"]) == "running"
+            except CommandExecutionError:
+                running = False
+            out[node["alias"]] = running and _holds(node["alias"], vip)
+        return out
 
 
 def _override_info(zone, cluster):
@@ -418,6 +446,11 @@ def status():
 
         salt 'gz*' ucarp.status
     """
+    with _run("scope")(__context__):  # one pillar model, one vmadm, one svcs -Z, files under the zone roots
+        return _status()
+
+
+def _status():
     model = clusters()
     out = []
     for node in plan()["nodes"]:

@@ -4,7 +4,7 @@ import time
 
 import pytest
 from salt.exceptions import CommandExecutionError
-from support import load_salt_module
+from support import formula_utils, load_salt_module
 
 UTIL = load_salt_module("_utils", "ucarp_model")
 UTILS = {f"ucarp_model.{name}": getattr(UTIL, name) for name in dir(UTIL) if callable(getattr(UTIL, name))}
@@ -55,8 +55,10 @@ class Zones:
         self.calls.append(("file_stat", zone, path))
         return {"type": "file", "mode": "0644", "uid": 0} if (zone, path) in self.files else None
 
-    def file_read(self, zone, path):
+    def file_read(self, zone, path, missing_ok=False):
         self.calls.append(("file_read", zone, path))
+        if missing_ok and (zone, path) not in self.files:
+            return None
         return self.files[zone, path]
 
     def file_remove(self, zone, path):
@@ -85,7 +87,7 @@ def ucarp(zones):
     salt = {"config.get": lambda key, default=None: config.get(key, default), "vmadm.state": lambda zone: "running"}
     salt.update({f"zlogin.{name}": getattr(zones, name) for name in dir(zones) if not name.startswith("_")})
     module = load_salt_module("_modules", "ucarp", salt=salt, opts={"id": "gz1", "test": False})
-    module.__utils__ = UTILS
+    module.__utils__ = formula_utils()
     return module
 
 
@@ -176,7 +178,7 @@ def test_health_records_after_since(ucarp, zones, since, seqs):
     zones.files["web-a", "/var/db/ucarp/web.health"] = HEALTH
     records = ucarp.health_records("web-a", "web", since=since)
     assert [r["seq"] for r in records] == seqs
-    assert zones.calls == [("run", "web-a", ["cat", "/var/db/ucarp/web.health"])]
+    assert zones.calls == [("file_read", "web-a", "/var/db/ucarp/web.health")]
     if since == 0:
         assert records[0] == {"seq": 1, "ts": 100, "state": "sick", "action": "ineligible",
                               "detail": "tcp 192.0.2.11:80 refused"}  # fmt: skip
@@ -199,7 +201,7 @@ def test_status_includes_the_health_of_nodes_with_checks(ucarp, zones):
     found = {entry["cluster"]: entry for entry in ucarp.status()}
     assert found["web"]["health"]["seq"] == 3 and found["web"]["health"]["state"] == "healthy"
     assert found["db"]["health"] is None
-    assert ("run", "db-a", ["cat", "/var/db/ucarp/db.health"]) not in zones.calls
+    assert ("file_read", "db-a", "/var/db/ucarp/db.health") not in zones.calls
 
 
 # The beacon's acknowledgements ----------------------------------------------------
