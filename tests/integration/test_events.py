@@ -285,6 +285,36 @@ def test_forged_event_changes_nothing(master, minions, highstate, event_listener
     assert status(master)["web"]["master"] == before["master"]
 
 
+def test_a_pillar_change_is_seen_by_the_next_event_without_a_restart(master, roots, highstate, event_listener):
+    """The runner caches the model of each sender's pillar; a cluster added to
+    the pillar files (no master restart, no pillar refresh) is known to the
+    next event, and is gone again once removed."""
+    extra = {"vip": "192.0.2.120", "vhid": 120, "password": "extra-Secret-1",
+             "nodes": {"extra-a": {"host": "gz1", "ip": "192.0.2.31"}}}  # fmt: skip
+    payload = {"cluster": "extra", "zone": "extra-a", "zone_uuid": "11111111-2222-3333-4444-555555555555",
+               "role": "master", "ts": int(time.time()), "vip": "192.0.2.120", "vhid": 120, "gz": "gz1"}  # fmt: skip
+
+    def send(seq):
+        started = time.time()
+        salt(master, "event.send", "ucarp/extra/master", json.dumps(dict(payload, seq=seq)), tgt="gz1")
+        return wait_event(event_listener, master, "ucarp/extra/alert/*", started)
+
+    first = send(1)
+    assert first.tag == "ucarp/extra/alert/rejected"
+    assert first.data["reason"] == "zone 'extra-a' is not a node of cluster extra in pillar"
+    write_pillar(roots, dict(CLUSTERS, extra=extra))
+    try:
+        # Known now: checked against pillar and answered (nobody holds its
+        # VIP: the zone does not exist, and gz1's own pillar has no such cluster yet).
+        second = send(2)
+        assert second.tag == "ucarp/extra/alert/no-master", second.data
+        assert second.data["transition"]["zone"] == "extra-a"
+    finally:
+        write_pillar(roots, CLUSTERS)
+    third = send(3)
+    assert third.tag == "ucarp/extra/alert/rejected"
+
+
 def test_split_brain_alert_and_recovery(master, bed, highstate, event_listener):
     uuids = {a: zone_uuid(bed, n["host"], a) for a, n in CLUSTERS["web"]["nodes"].items()}
     wait_for(lambda: status(master)["web"]["master"] is not None, timeout=60, what="one web master")
