@@ -32,6 +32,7 @@ import logging
 import os
 import time
 
+import salt.loader
 import salt.version
 
 try:
@@ -54,6 +55,7 @@ ACK_WAIT = 30.0  # seconds to wait for a reaction's ucarp.ack before sending a r
 RESENDS = 3  # then warn: the reactor is probably not set up on the master
 
 _ZONES = {"at": 0.0, "by_alias": {}}
+_UTILS = {}  # the utils loader, made on first use
 _WAITING = {}  # cursor key -> the record sent and not yet acknowledged: seq, since, tries
 
 
@@ -107,6 +109,19 @@ def _zones():
     return _ZONES["by_alias"]
 
 
+def _zone_reader():
+    """``zone_root.try_read``. Salt gives beacons no ``__utils__``: a formula's
+    synced util is loaded once through Salt's utils loader."""
+    if _packaged_zone_root:
+        return _packaged_zone_root.try_read
+    utils = globals().get("__utils__")
+    if utils is None:
+        if "loader" not in _UTILS:
+            _UTILS["loader"] = salt.loader.utils(__opts__, whitelist=["zone_root"])
+        utils = _UTILS["loader"]
+    return utils["zone_root.try_read"]
+
+
 def read_in_zone(root, path):
     """A record file at ``path`` below a zone's ``root``, as text, or None.
 
@@ -114,9 +129,7 @@ def read_in_zone(root, path):
     no link followed at any level, regular files only, at most 1 MiB (the
     hooks keep records far below that). None when it is missing or refused.
     """
-    outcome, data = (_packaged_zone_root.try_read if _packaged_zone_root else __utils__["zone_root.try_read"])(
-        root, path
-    )
+    outcome, data = _zone_reader()(root, path)
     if outcome != "ok":
         if outcome == "refused":
             log.warning("ucarp beacon: %s%s not read: %s", root, path, data)
