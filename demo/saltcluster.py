@@ -140,6 +140,13 @@ class SaltCluster:
         self.states_dir = os.path.join(self.base, "states")
         self.pillar_dir = os.path.join(self.base, "pillar")
         write_json(os.path.join(self.states_dir, "top.sls"), {"base": {states_target: ["ucarp"]}})
+        # The formula's extension modules as an operator's file_roots holds
+        # them: the repository itself (with its virtualenvs) would make every
+        # highstate's module sync list tens of thousands of files.
+        self.formula_dir = os.path.join(self.base, "formula")
+        os.makedirs(self.formula_dir)
+        for kind in ("_modules", "_states", "_utils", "_beacons", "_runners"):
+            os.symlink(os.path.join(REPO, kind), os.path.join(self.formula_dir, kind))
         write_json(os.path.join(self.pillar_dir, "top.sls"), {"base": {"*": ["ucarp"]}})
         self.set_pillar(pillar)
 
@@ -171,7 +178,7 @@ class SaltCluster:
             "tcp_master_workers": ports[5],
             **self._common(root),
             "auto_accept": True,
-            "file_roots": {"base": [self.states_dir, os.path.join(REPO, "salt"), REPO]},
+            "file_roots": {"base": [self.states_dir, os.path.join(REPO, "salt"), self.formula_dir]},
             "pillar_roots": {"base": [self.pillar_dir]},
             "reactor": REACTOR,
         }

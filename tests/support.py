@@ -65,6 +65,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SALT_CALL = os.path.join(os.path.dirname(sys.executable), "salt-call")
 
 
+def formula_root(base):
+    """A file root holding the formula's extension modules (symlinks into this
+    repository), as an operator's would: serving the repository itself, with
+    its virtualenvs, makes every highstate's module sync list its every file."""
+    root = os.path.join(str(base), "formula")
+    os.makedirs(root, exist_ok=True)
+    for kind in ("_modules", "_states", "_utils", "_beacons", "_runners"):
+        if not os.path.lexists(os.path.join(root, kind)):
+            os.symlink(os.path.join(REPO, kind), os.path.join(root, kind))
+    return root
+
+
 def formula_utils():
     """The formula's ``_utils`` as Salt's ``__utils__`` gives them (``"module.function"``)."""
     found = {}

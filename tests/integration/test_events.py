@@ -18,7 +18,7 @@ import time
 
 import pytest
 import yaml
-from support import REPO, wait_for
+from support import REPO, formula_root, wait_for
 
 from smartos_sim import vipapp
 
@@ -82,7 +82,7 @@ def roots(tmp_path_factory):
 @pytest.fixture(scope="module")
 def master(salt_factories, roots):
     overrides = {
-        "file_roots": {"base": [str(roots / "states"), os.path.join(REPO, "salt"), REPO]},
+        "file_roots": {"base": [str(roots / "states"), os.path.join(REPO, "salt"), formula_root(roots)]},
         "pillar_roots": {"base": [str(roots / "pillar")]},
         "reactor": [
             {"ucarp/*/master": ["salt://reactor/ucarp/transition.sls"]},

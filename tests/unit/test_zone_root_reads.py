@@ -126,7 +126,8 @@ def test_owners_other_than_root_are_the_zones_to_name(zlogin, run, zonepath):
     if os.geteuid() != 0:
         pytest.skip("needs root to give a file another owner")
     os.chown(zonepath / "root" / CONF.lstrip("/"), 1000, 1000)
-    run.results[("zlogin",)] = reply("-rw-r--r-- 1 1000 1000 9 Dec 1 10:00 x\n-rw-r--r-- 1 admin staff 9 Dec 1 10:00 x\n")
+    listing = "-rw-r--r-- 1 1000 1000 9 Dec 1 10:00 x\n-rw-r--r-- 1 admin staff 9 Dec 1 10:00 x\n"
+    run.results[("zlogin",)] = reply(listing)
     assert zlogin.file_stat(UUID, CONF)["user"] == "admin"
     assert len(zlogins(run)) == 1
 
