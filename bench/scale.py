@@ -1,32 +1,38 @@
 """
 Scale: how the formula's costs grow with the number of clusters.
 
-For each size N (``--sizes``, default 1, 4, 8, 16) it builds a fresh test
-bed with two simulated hypervisors, a real salt-master with the formula's
-reactor and a salt-minion per hypervisor (``demo/saltcluster.py``), and a
-pillar of N clusters ``c00`` ... ``c<N-1>``: each a VIP (192.0.2.100 + i),
-a VHID (101 + i) and a node on each hypervisor (one zone per node, so N
-zones per hypervisor, 2N in all), no actions, the beacon every second.
-Then it times, as an operator would see them:
+For each size N (``--sizes``, default 1, 4, 8, 16, 32) it builds a fresh
+test bed with ``--hypervisors`` H simulated hypervisors (default 2), a real
+salt-master with the formula's reactor and a salt-minion per hypervisor
+(``demo/saltcluster.py``), and a pillar of N clusters ``c00`` ...
+``c<N-1>``: each a VIP, a VHID (101 + i) and two nodes, one zone each, the
+first on hypervisor ``i mod H``, the second on the next one (with H = 1
+both on the one hypervisor: 2N zones there), no actions, the beacon every
+second. Then it measures, as an operator would see them:
 
 * ``zones_s``: ``salt 'gz*' state.apply ucarp.zones`` (vmadm creates the
   zones);
 * ``first_apply_s``: the first ``state.highstate`` (pkgin, files, SMF
-  manifest, N instances online per hypervisor);
+  manifest, the instances online);
 * ``settled_s``: from the start of that highstate until every cluster has
   exactly one master in ``salt-run ucarp.status``, no alert, and the
-  reactor has answered every transition the beacons sent (3N or so: each
-  node's first backup record, each master's);
+  reactor has answered every transition the beacons sent;
 * ``noop_apply_s``: a second ``state.highstate``, which must change nothing
-  (the cost of a periodic highstate on a converged hypervisor);
-* ``status_s``: ``salt-run ucarp.status`` (median of three);
+  (the cost of a periodic highstate on a converged hypervisor), and
+  ``noop_procs_per_node``: the global-zone processes it ran (``vmadm``,
+  ``zlogin``, ``svcs``, ... on the busiest hypervisor, counted by the test
+  bed's tools: ``SMARTOS_SIM_ACCOUNT``) per zone node there;
+* ``status_s``: ``salt-run ucarp.status`` (median of three), and
+  ``status_procs``: the global-zone processes one call ran on the busiest
+  hypervisor, with ``status_procs_fixed``: those beyond one per zone there;
 * ``minion_cpu_pct``: the CPU the busier salt-minion (its whole process
   tree: the minion, where the beacon runs every second, and its jobs) uses
   over 30 s of nothing happening, in percent of one CPU.
 
-Results: a table on stdout, every figure in ``bench/results/scale.json``.
+Results: a table on stdout, every figure in ``bench/results/scale.json``
+(or ``--output``); ``bench/plot_scale.py`` draws them.
 
-Run as root: ``.venv/bin/python bench/scale.py``.
+Run as root: ``.venv/bin/python bench/scale.py [--sizes 1,4,8,16,32] [--hypervisors 2]``.
 """
 
 import argparse
@@ -46,28 +52,68 @@ from saltcluster import SaltCluster, SaltError, unanswered  # noqa: E402
 from smartos_sim import bed as simbed  # noqa: E402
 
 RESULTS = os.path.join(BENCH_DIR, "results", "scale.json")
-MAX_CLUSTERS = 40  # the address plan below stays inside 192.0.2.0/24
+MAX_CLUSTERS = 50  # the address plan below stays inside 192.0.2.0/24
 SETTLE_TIMEOUT = 600.0
 IDLE_S = 30.0
-FIGURES = ("zones_s", "first_apply_s", "settled_s", "noop_apply_s", "status_s", "minion_cpu_pct")
+FIGURES = (
+    "zones_s",
+    "first_apply_s",
+    "settled_s",
+    "noop_apply_s",
+    "noop_procs_per_node",
+    "status_s",
+    "status_procs",
+    "minion_cpu_pct",
+)
 
 
-def pillar(size):
-    """N clusters, each with a node on gz1 and one on gz2."""
+def pillar(size, hypervisors=2):
+    """N clusters of two nodes: the first on gz<i mod H + 1>, the second on the next."""
     clusters = {}
     for i in range(size):
         name = f"c{i:02d}"
+        first, second = i % hypervisors + 1, (i + 1) % hypervisors + 1
         clusters[name] = {
-            "vip": f"192.0.2.{100 + i}",
+            "vip": f"192.0.2.{110 + i}",
             "vhid": 101 + i,
             "password": f"scale-{i:02d}-S3cret",
             "zone": {"max_physical_memory": 256, "nic_tag": "admin"},
             "nodes": {
-                f"{name}-a": {"host": "gz1", "ip": f"192.0.2.{10 + i}"},
-                f"{name}-b": {"host": "gz2", "ip": f"192.0.2.{50 + i}"},
+                f"{name}-a": {"host": f"gz{first}", "ip": f"192.0.2.{10 + i}"},
+                f"{name}-b": {"host": f"gz{second}", "ip": f"192.0.2.{60 + i}"},
             },
         }
     return {"ucarp": {"clusters": clusters}, "beacons": {"ucarp": [{"interval": 1}]}}
+
+
+class Processes:
+    """The global-zone processes the test bed's tools count (``SMARTOS_SIM_ACCOUNT``)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.mark()
+
+    def mark(self):
+        self.start = os.path.getsize(self.path) if os.path.exists(self.path) else 0
+
+    def since_mark(self):
+        """``{hypervisor: {tool: count}}`` since the last ``mark``."""
+        counts = {}
+        with open(self.path, "rb") as fh:
+            fh.seek(self.start)
+            for line in fh.read().decode().splitlines():
+                gz, _, tool = line.partition(" ")
+                counts.setdefault(gz, {}).setdefault(tool, 0)
+                counts[gz][tool] += 1
+        return counts
+
+
+def nodes_per_host(size, hypervisors):
+    placed = {}
+    for cluster in pillar(size, hypervisors)["ucarp"]["clusters"].values():
+        for node in cluster["nodes"].values():
+            placed[node["host"]] = placed.get(node["host"], 0) + 1
+    return placed
 
 
 def timed_apply(cluster, *args):
@@ -119,19 +165,24 @@ def cpu_seconds(root):
     return sum(stats[p][1] for p in tree if p in stats)
 
 
-def measure_size(size):
+def measure_size(size, hypervisors):
     """Build a bed with ``size`` clusters, time each step, take it all down again."""
-    say(f"--- {size} cluster(s): {2 * size} zones on two hypervisors")
+    say(f"--- {size} cluster(s): {2 * size} zones on {hypervisors} hypervisor(s)")
     simbed.sweep()
     bed = simbed.Bed(prefix="ucarpscale")
     cluster = None
+    account = os.path.join(bed.base, "processes.log")
+    os.environ["SMARTOS_SIM_ACCOUNT"] = account  # the minions, and so their jobs, inherit it
+    placed = nodes_per_host(size, hypervisors)
+    busiest = max(sorted(placed), key=placed.get)
     try:
-        cluster = SaltCluster(bed, pillar(size))
+        cluster = SaltCluster(bed, pillar(size, hypervisors), minions=tuple(f"gz{n + 1}" for n in range(hypervisors)))
         cluster.start()
         cluster.salt_run("saltutil.sync_all")
         cluster.salt("gz*", "saltutil.sync_all")
-        names = sorted(pillar(size)["ucarp"]["clusters"])
-        sample = {"clusters": size, "zones": 2 * size}
+        names = sorted(pillar(size, hypervisors)["ucarp"]["clusters"])
+        sample = {"clusters": size, "zones": 2 * size, "hypervisors": hypervisors, "busiest_nodes": placed[busiest]}
+        procs = Processes(account)
         with cluster.events() as bus:
             sample["zones_s"], _ = timed_apply(cluster, "state.apply", "ucarp.zones")
             say(f"state.apply ucarp.zones: {sample['zones_s']:.1f}s")
@@ -142,19 +193,35 @@ def measure_size(size):
                 raise BenchError(f"{size} clusters not settled within {SETTLE_TIMEOUT:.0f}s")
             sample["settled_s"] = time.monotonic() - started
             say(f"every cluster has one master and every transition its reaction: {sample['settled_s']:.1f}s")
+            procs.mark()
             sample["noop_apply_s"], changed = timed_apply(cluster, "state.highstate")
             if changed:
                 raise BenchError(f"the second highstate changed {changed} states; it must change none")
-            say(f"second highstate (nothing to change): {sample['noop_apply_s']:.1f}s")
-            took = []
+            counted = procs.since_mark().get(busiest, {})
+            sample["noop_procs"] = counted
+            sample["noop_procs_per_node"] = sum(counted.values()) / placed[busiest]
+            say(
+                f"second highstate (nothing to change): {sample['noop_apply_s']:.1f}s, "
+                f"{sample['noop_procs_per_node']:.2f} processes per zone node on {busiest} ({counted})"
+            )
+            took, counts = [], []
             for _ in range(3):
+                procs.mark()
                 t0 = time.monotonic()
                 report = cluster.salt_run("ucarp.status", timeout=600)
                 took.append(time.monotonic() - t0)
+                counts.append(sum(procs.since_mark().get(busiest, {}).values()))
                 if sorted(report) != names:
                     raise BenchError(f"ucarp.status lists {sorted(report)}, not the {size} clusters")
             sample["status_s"] = statistics.median(took)
-            say(f"salt-run ucarp.status: {sample['status_s']:.2f}s (median of 3)")
+            sample["status_procs"] = max(counts)
+            zones_there = placed[busiest]  # one zone per node here
+            sample["status_procs_fixed"] = max(counts) - zones_there
+            say(
+                f"salt-run ucarp.status: {sample['status_s']:.2f}s (median of 3), {max(counts)} processes on "
+                f"{busiest} for {zones_there} zones"
+            )
+            beacon_procs = Processes(account)
             minions = [pid for name, pid in cluster.pids.items() if name.startswith("salt-minion")]
             before = {pid: cpu_seconds(pid) for pid in minions}
             t0 = time.monotonic()
@@ -162,25 +229,30 @@ def measure_size(size):
             span = time.monotonic() - t0
             used = max(cpu_seconds(pid) - before[pid] for pid in minions)
             sample["minion_cpu_pct"] = 100.0 * used / span
+            idle = sum(beacon_procs.since_mark().get(busiest, {}).values())
+            sample["idle_procs_per_min"] = round(idle * 60 / span, 1)
             say(f"busier salt-minion, {IDLE_S:.0f}s idle: {sample['minion_cpu_pct']:.1f}% of a CPU")
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in sample.items()}
     finally:
+        os.environ.pop("SMARTOS_SIM_ACCOUNT", None)
         if cluster is not None:
             cluster.stop()
         bed.destroy()
 
 
 def table(samples):
-    head = "| clusters | zones | " + " | ".join(FIGURES) + " |"
-    rows = [head, "|" + "---|" * (len(FIGURES) + 2)]
+    head = "| clusters | zones | hypervisors | " + " | ".join(FIGURES) + " |"
+    rows = [head, "|" + "---|" * (len(FIGURES) + 3)]
     for s in samples:
-        rows.append(f"| {s['clusters']} | {s['zones']} | " + " | ".join(f"{s[k]:.2f}" for k in FIGURES) + " |")
+        cells = " | ".join(f"{s[k]:.2f}" for k in FIGURES)
+        rows.append(f"| {s['clusters']} | {s['zones']} | {s['hypervisors']} | {cells} |")
     return "\n".join(rows)
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--sizes", default="1,4,8,16", help="numbers of clusters to measure (default 1,4,8,16)")
+    parser.add_argument("--sizes", default="1,4,8,16,32", help="numbers of clusters to measure (default 1,4,8,16,32)")
+    parser.add_argument("--hypervisors", type=int, default=2, help="simulated hypervisors (default 2, at most 8)")
     parser.add_argument("--output", default=RESULTS, help=f"JSON results file (default {RESULTS})")
     args = parser.parse_args(argv)
     try:
@@ -189,6 +261,8 @@ def parse_args(argv):
         parser.error(f"--sizes: a comma-separated list of numbers, not {args.sizes!r}")
     if any(not 1 <= s <= MAX_CLUSTERS for s in args.sizes):
         parser.error(f"--sizes: each between 1 and {MAX_CLUSTERS}")
+    if not 1 <= args.hypervisors <= 8:
+        parser.error("--hypervisors: between 1 and 8")
     return args
 
 
@@ -198,12 +272,18 @@ def main(argv=None):
         return 1
     record = new_record(
         "scale: apply, convergence, status and beacon cost against the number of clusters",
-        {"sizes": args.sizes, "beacon_interval_s": 1, "idle_window_s": IDLE_S, "nodes_per_cluster": 2},
+        {
+            "sizes": args.sizes,
+            "hypervisors": args.hypervisors,
+            "beacon_interval_s": 1,
+            "idle_window_s": IDLE_S,
+            "nodes_per_cluster": 2,
+        },
     )
     samples = []
     try:
         for size in args.sizes:
-            samples.append(measure_size(size))
+            samples.append(measure_size(size, args.hypervisors))
     except KeyboardInterrupt:
         say("interrupted")
         return 130

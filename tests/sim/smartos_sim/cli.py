@@ -6,6 +6,7 @@ in one line on stderr with exit status 1.
 """
 
 import importlib
+import os
 import sys
 
 TOOLS = {
@@ -23,8 +24,25 @@ TOOLS = {
 }
 
 
+def account(tool):
+    """With ``SMARTOS_SIM_ACCOUNT`` set (benchmarks do), append a line naming
+    this global zone and the tool to that file: the bed's process count.
+    Tools inside zones get a clean environment (zlogin), so only the global
+    zone's processes are counted."""
+    path = os.environ.get("SMARTOS_SIM_ACCOUNT")
+    if not path:
+        return
+    line = f"{os.path.basename(os.environ.get('SMARTOS_SIM_ROOT') or '-')} {tool}\n".encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, line)  # one write of a short line: appends do not interleave
+    finally:
+        os.close(fd)
+
+
 def main(tool, argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    account(tool)
     from smartos_sim.common import ToolError
 
     try:
