@@ -135,14 +135,40 @@ def nodes(host=None):
     return [{"cluster": n["cluster"], "zone": n["alias"]} for n in plan(host)["nodes"]]
 
 
+IFCONFIG = ["/usr/sbin/ifconfig", "-a"]
+
+
+def _ask_addresses(zones):
+    """Ask every zone in ``zones`` for its addresses at once (``zlogin.run_each``)
+    and keep the answers for this call's ``_holds``."""
+    store = _run("current")(__context__)
+    todo = sorted({z for z in zones if store is None or f"ucarp.ifconfig.{z}" not in store})
+    if store is None or not todo:
+        return
+    for zone, res in __salt__["zlogin.run_each"]({z: IFCONFIG for z in todo}).items():
+        store[f"ucarp.ifconfig.{zone}"] = res.get("stdout", "") if res.get("retcode") == 0 else ""
+
+
 def _holds(zone, vip):
     """Whether ``zone`` has ``vip`` up: one ``ifconfig -a`` per zone and call."""
 
     def compute():
-        res = __salt__["zlogin.run"](zone, ["/usr/sbin/ifconfig", "-a"])
+        res = __salt__["zlogin.run"](zone, IFCONFIG)
         return res["stdout"] if res["retcode"] == 0 else ""
 
     return f"inet {vip} " in _remember(f"ucarp.ifconfig.{zone}", compute)
+
+
+def _running_nodes(nodes):
+    """The aliases of ``nodes`` whose zone runs (from this call's one vmadm lookup)."""
+    running = set()
+    for node in nodes:
+        try:
+            if __salt__["vmadm.state"](node["alias"]) == "running":
+                running.add(node["alias"])
+        except CommandExecutionError:
+            continue
+    return running
 
 
 def _record(zone, path):
@@ -410,16 +436,10 @@ def holders(cluster):
     """
     with _run("scope")(__context__):
         vip = _cluster(cluster)["vip"]
-        out = {}
-        for node in plan()["nodes"]:
-            if node["cluster"] != cluster:
-                continue
-            try:
-                running = __salt__["vmadm.state"](node["alias"]) == "running"
-            except CommandExecutionError:
-                running = False
-            out[node["alias"]] = running and _holds(node["alias"], vip)
-        return out
+        nodes = [n for n in plan()["nodes"] if n["cluster"] == cluster]
+        running = _running_nodes(nodes)
+        _ask_addresses(running)
+        return {n["alias"]: n["alias"] in running and _holds(n["alias"], vip) for n in nodes}
 
 
 def _override_info(zone, cluster):
@@ -453,7 +473,9 @@ def status():
 def _status():
     model = clusters()
     out = []
-    for node in plan()["nodes"]:
+    nodes = plan()["nodes"]
+    _ask_addresses(_running_nodes(nodes))
+    for node in nodes:
         cluster = model[node["cluster"]]
         entry = {"cluster": node["cluster"], "zone": node["alias"], "vip": cluster["vip"], "vhid": cluster["vhid"]}
         try:

@@ -15,11 +15,13 @@ the zone's shell as it is.
 :platform: SmartOS global zone
 """
 
+import concurrent.futures
 import hashlib
 import logging
 import posixpath
 import re
 import shlex
+import subprocess
 import time
 
 import salt.utils.path
@@ -203,6 +205,49 @@ def run(zone, cmd, stdin=None, user=None, timeout=None, output_loglevel="debug")
     return {"stdout": res.get("stdout") or "", "stderr": stderr, "retcode": res["retcode"]}
 
 
+PARALLEL = 8  # zlogin processes run_each keeps going at once
+
+
+def run_each(commands, timeout=60):
+    """
+    Run one command in each of several zones at once (at most 8 ``zlogin``
+    at a time); return ``{zone: {"stdout", "stderr", "retcode"}}``, or
+    ``{"error": ...}`` for a zone ``zlogin`` could not enter.
+
+    A question asked of every zone (``ifconfig -a`` for ``ucarp.status``)
+    still costs one process per zone, but not one after the other.
+
+    commands
+        ``{zone: command}``; a command as for ``zlogin.run``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt gz1 zlogin.run_each '{"zoneA": "uptime", "zoneB": "uptime"}'
+    """
+    if not isinstance(commands, dict):
+        raise SaltInvocationError("zlogin: run_each takes {zone: command}")
+    argvs = {zone: ["zlogin", "-Q", "-n", _zonename(zone), _quote(cmd)] for zone, cmd in commands.items()}
+
+    def one(argv):
+        try:
+            done = subprocess.run(  # noqa: S603 - an argument list, no shell
+                argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return {"error": f"command timed out after {timeout}s"}
+        except OSError as exc:
+            return {"error": str(exc)}
+        if done.returncode == 1 and any(p.match(done.stderr) for p in ZLOGIN_OWN):
+            return {"error": done.stderr.strip().removeprefix("zlogin: ")}
+        return {"stdout": done.stdout, "stderr": done.stderr, "retcode": done.returncode}
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        futures = {zone: pool.submit(one, argv) for zone, argv in argvs.items()}
+        return {zone: future.result() for zone, future in futures.items()}
+
+
 def run_stdout(zone, cmd, stdin=None, user=None, timeout=None):
     """
     Run a command in a zone and return its standard output only.
@@ -320,6 +365,10 @@ def file_read(zone, path, encoding="utf-8", missing_ok=False):
     """
     path = _path(path)
     data = _under_root("try_read", zone, path)
+    if data is MISSING:
+        if missing_ok:
+            return None
+        raise ZoneFileMissing(f"zlogin: zone {zone}: {path}: No such file")
     if data is None:
         try:
             data = _read_through_zlogin(zone, path)
@@ -330,22 +379,29 @@ def file_read(zone, path, encoding="utf-8", missing_ok=False):
     return data if encoding is None else data.decode(encoding)
 
 
+MISSING = "missing"  # what _under_root answers for nothing at that path
+
+
 def _under_root(how, zone, path):
-    """``zone_root.<how>`` of ``path`` below the zone's root, in a run; None when
-    it is not read there (no run, zone not running, missing, or refused: the
-    reason is kept for ``zlogin.refused``)."""
+    """``zone_root.<how>`` of ``path`` below the zone's root, in a run: its
+    value, ``MISSING``, or None when it is not read there (no run, the zone
+    not running, or refused: the reason is kept for ``zlogin.refused``).
+
+    The zone's root is what the zone sees at ``/``, except below a
+    filesystem mounted inside the zone (a ``filesystems`` lofs mount, the
+    zone's own tmpfs): manage files that lie on the zone's root dataset.
+    """
     root = _zone_root(zone)
     if root is None:
         return None
     outcome, value = _util("zone_root", how)(root, path)
     if outcome == "ok":
         return value
-    if outcome == "refused":
-        log.info("zlogin: zone %s: %s is read through zlogin, not under the zone root: %s", zone, path, value)
-        store = _util("run_cache", "current")(__context__)
-        store.setdefault("zlogin.refused", {})[(_zonename(zone), path)] = value
-    # Missing under the root is confirmed by the zone itself: a file the zone
-    # sees may lie on a filesystem mounted inside it.
+    if outcome == "missing":
+        return MISSING
+    log.info("zlogin: zone %s: %s is read through zlogin, not under the zone root: %s", zone, path, value)
+    store = _util("run_cache", "current")(__context__)
+    store.setdefault("zlogin.refused", {})[(_zonename(zone), path)] = value
     return None
 
 
@@ -431,6 +487,8 @@ def file_stat(zone, path):
     """
     path = _path(path)
     found = _under_root("try_stat", zone, path)
+    if found is MISSING:
+        return None
     if found is not None and found["uid"] == 0 and found["gid"] == 0:
         # uid and gid 0 are root and root in every illumos zone; other owners'
         # names are the zone's to say.
@@ -547,9 +605,12 @@ def _installed_under_root(zone, name):
     (``/opt/local/pkg/<name>-<version>/+CONTENTS``, read under the zone's
     root), or None: ask pkgin in the zone (not there, or not readable here)."""
     listed = _under_root("try_entries", zone, PKG_DBDIR)
-    for entry in listed or ():
+    if listed is None or listed is MISSING:
+        return None
+    for entry in listed:
         base, _, version = entry.rpartition("-")
-        if base == name and version and _under_root("try_stat", zone, f"{PKG_DBDIR}/{entry}/+CONTENTS"):
+        contents = f"{PKG_DBDIR}/{entry}/+CONTENTS"
+        if base == name and version and isinstance(_under_root("try_stat", zone, contents), dict):
             return version
     return None
 

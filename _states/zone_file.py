@@ -30,7 +30,8 @@ def _run():
     """Open this state run's store of what the zones said (``_utils/run_cache.py``)."""
     owner = globals().get("__instance_id__")  # Salt sets it for each state run
     if owner:
-        (_packaged_begin or __utils__["run_cache.begin"])(__context__, owner)
+        return (_packaged_begin or __utils__["run_cache.begin"])(__context__, owner)
+    return None
 
 
 __virtualname__ = "zone_file"
@@ -75,7 +76,11 @@ def _wanted(contents, source, contents_pillar):
     if given == ["contents"]:
         return contents if isinstance(contents, str) else str(contents)
     if given == ["source"]:
-        text = __salt__["cp.get_file_str"](source)
+        store = _run()
+        fetched = store.setdefault("zone_file.sources", {}) if store is not None else {}
+        if source not in fetched:  # the same hook goes to every zone: fetch it once per run
+            fetched[source] = __salt__["cp.get_file_str"](source)
+        text = fetched[source]
         if text is None or text is False:
             raise SaltInvocationError(f"zone_file: the source {source} was not found on the master")
         return text

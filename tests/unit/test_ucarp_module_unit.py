@@ -51,6 +51,10 @@ class Zones:
                     "stderr": "", "retcode": 0}  # fmt: skip
         raise AssertionError(f"unexpected command in {zone}: {cmd}")
 
+    def run_each(self, commands):
+        self.calls.append(("run_each", sorted(commands)))
+        return {zone: self.run(zone, cmd) for zone, cmd in commands.items()}
+
     def file_stat(self, zone, path):
         self.calls.append(("file_stat", zone, path))
         return {"type": "file", "mode": "0644", "uid": 0} if (zone, path) in self.files else None

@@ -204,3 +204,29 @@ def test_yaml_scalars_from_the_cli_become_commands(zlogin, run):
     zlogin.run(ZONE, True)
     zlogin.run(ZONE, 42)
     assert [argv[-1] for argv in run.argvs()] == ["true", "42"]
+
+
+def test_run_each_asks_every_zone_at_once_and_names_the_one_it_could_not_enter(zlogin, monkeypatch):
+    import subprocess
+
+    other = "7d2c6b9f-1d66-4c3d-9c4b-3e8e1f7e1a8f"
+    seen = []
+
+    def fake(argv, **kwargs):
+        seen.append(argv)
+        assert kwargs["stdin"] is subprocess.DEVNULL and kwargs["check"] is False
+        if argv[3] == other:
+            return subprocess.CompletedProcess(
+                argv, 1, "", f"zlogin: login allowed only to running zones ({other} is 'installed').\n"
+            )
+        return subprocess.CompletedProcess(argv, 0, "inet 192.0.2.100 netmask ffffff00\n", "")
+
+    monkeypatch.setattr(zlogin.subprocess, "run", fake)
+    got = zlogin.run_each({"zoneA": ["/usr/sbin/ifconfig", "-a"], other: "uptime"})
+    assert got["zoneA"] == {"stdout": "inet 192.0.2.100 netmask ffffff00\n", "stderr": "", "retcode": 0}
+    assert got[other] == {"error": f"login allowed only to running zones ({other} is 'installed')."}
+    assert sorted(seen) == sorted(
+        [["zlogin", "-Q", "-n", ZONE, "/usr/sbin/ifconfig -a"], ["zlogin", "-Q", "-n", other, "uptime"]]
+    )
+    with pytest.raises(SaltInvocationError):
+        zlogin.run_each(["zoneA"])

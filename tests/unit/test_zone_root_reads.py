@@ -99,11 +99,13 @@ def test_what_a_zone_plants_is_refused_and_read_through_zlogin(zlogin, run, zone
     assert target.read_text() == "the global zone's own file\n"
 
 
-def test_a_file_missing_under_the_root_is_asked_of_the_zone(zlogin, run):
-    """It may lie on a filesystem mounted inside the zone: the zone says."""
-    run.results[("zlogin",)] = reply(stderr="no such file\n", retcode=3)
+def test_a_file_missing_under_the_root_is_missing_with_no_process(zlogin, run):
     assert zlogin.file_hash(UUID, "/opt/local/etc/ucarp/gone.conf") is None
-    assert len(zlogins(run)) == 1
+    assert zlogin.file_stat(UUID, "/opt/local/etc/ucarp/gone.conf") is None
+    assert zlogin.file_read(UUID, "/var/db/ucarp/none.transitions", missing_ok=True) is None
+    with pytest.raises(zlogin.ZoneFileMissing):
+        zlogin.file_read(UUID, "/opt/local/etc/ucarp/gone.conf")
+    assert run.argvs() == []
     assert zlogin.refused(UUID, "/opt/local/etc/ucarp/gone.conf") is None
 
 
