@@ -470,8 +470,15 @@ def _converge_once(cluster, batch):
     if len(found) != 1:
         kind = "no-master" if not found else "split-brain"
         _fire(f"ucarp/{name}/alert/{kind}", dict(report, holders=found, silent=silent, timings=timings))
-        alert = {"kind": kind, "holders": found, "silent": silent, "at": time.time()}
-        return {"alert": kind, "holders": found, "silent": silent}, alert
+        # No transition may follow (an election that ends while the runner
+        # waits for a slow hypervisor, a split healed): watch a while longer,
+        # so the alert does not outlive what it says.
+        found, silent = _check(cluster, settle=FOLLOW_UP)
+        timings["checked"] = time.time()
+        if len(found) != 1:
+            kind = "no-master" if not found else "split-brain"
+            alert = {"kind": kind, "holders": found, "silent": silent, "at": time.time()}
+            return {"alert": kind, "holders": found, "silent": silent}, alert
     master = found[0]
     actions = _act(cluster, master)
     timings["actions_done"] = time.time()
@@ -480,6 +487,8 @@ def _converge_once(cluster, batch):
 
 
 TRANSITION_KEYS = ("zone", "gz", "role", "seq", "ts")
+FOLLOW_UP = 30  # seconds a convergence that ended in an alert keeps watching for one holder
+VIP_ALERTS = ("no-master", "split-brain", "unknown")  # alerts about who holds the VIP
 
 
 def _converge(name, cluster):
@@ -754,6 +763,10 @@ def status(tgt="*", timeout=30):
             info["alert"] = {"kind": "no-master" if not masters else "split-brain", "holders": masters}
         elif (masters[0].get("health") or {}).get("action") == "kept-vip":
             info["alert"] = {"kind": "all-unhealthy", "holders": masters}
+        elif (state.get("alert") or {}).get("kind") in VIP_ALERTS and not info.get("silent"):
+            # This status has just seen one holder and every node: an alert
+            # about who holds the VIP is over, whatever the last reaction saw.
+            info["alert"] = None
         else:
             info["alert"] = state.get("alert")
     return report

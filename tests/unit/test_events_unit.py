@@ -466,6 +466,27 @@ def test_no_holder_raises_no_master(runner):
     assert runner.fired[0][0] == "ucarp/web/alert/no-master"
 
 
+def test_an_alert_does_not_outlive_what_it_says(runner):
+    """No holder when the convergence looked (an election still running on a
+    slow hypervisor): the alert fires, the convergence watches on, and when
+    one holder appears it runs the actions and completes, with no alert left,
+    though no transition came to say so."""
+    rounds = {"n": 0}
+    cmd = runner.local.cmd
+
+    def later_a_holder(tgt, fun, *args, **kwargs):
+        if fun == "ucarp.holders":
+            rounds["n"] += 1
+            runner.local.holders = {"web-b"} if rounds["n"] > 8 else set()
+        return cmd(tgt, fun, *args, **kwargs)
+
+    runner.local.cmd = later_a_holder
+    (result,) = runner.transition(*event(role="backup"))
+    assert [tag for tag, _ in runner.fired] == ["ucarp/web/alert/no-master", "ucarp/web/failover/complete"]
+    assert result["complete"] == {"zone": "web-b", "gz": "gz2"}
+    assert runner._load("web")["alert"] is None
+
+
 NO_RESPONSE = {"out": "no_return", "ret": "Minion did not return. [No response]\n...", "retcode": 1}
 
 
