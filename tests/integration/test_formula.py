@@ -382,3 +382,36 @@ def test_an_image_no_source_has_stops_its_zone_and_nothing_else(minions, set_pil
         assert all(r["result"] is True for i, r in results.items() if "new-a" not in i and missing not in i)
     finally:
         set_pillar(CLUSTERS)
+
+
+def test_files_a_zone_plants_are_refused_and_put_right_through_zlogin(minions, applied):
+    """A zone owns its files: a symlink to one of the global zone's files, a
+    FIFO and a huge file where the formula keeps its own are never followed,
+    opened or taken whole from the global zone's side. Each is read through
+    zlogin instead (the state says so), put right by a write through zlogin,
+    and nothing outside the zone changes."""
+    gz, _ = node_zone(minions, "db-b")
+    uuid = uuid_of(gz, "db-b")
+    with open("/etc/hostname", "rb") as fh:
+        host_file = fh.read()
+    plant = (
+        "ln -sf /etc/hostname /opt/local/etc/ucarp/db.conf"
+        " && mkfifo /opt/local/etc/ucarp/db.checks"
+        " && dd if=/dev/zero of=/opt/local/lib/ucarp/vip-hook bs=1024 count=1100 2>/dev/null"
+    )
+    assert gz.zlogin(uuid, plant).returncode == 0
+    results = raw_apply(minions, "ucarp")
+    ours = results[CLUSTERS["db"]["nodes"]["db-b"]["host"]]
+    conf, hook = ours["ucarp-config-file-managed-db-db-b"], ours["ucarp-hook-file-managed-db-b-vip-hook"]
+    checks = ours["ucarp-checks-file-absent-db-db-b"]
+    assert all(r["result"] is True for per in results.values() for r in per.values())
+    assert "not read from the global zone" in conf["comment"] and "symbolic link" in conf["comment"]
+    assert "not read from the global zone" in hook["comment"] and "bytes" in hook["comment"]
+    assert conf["changes"] and hook["changes"]
+    assert checks["changes"] == {"removed": {"old": checks["name"], "new": None}}
+    for path in ("/opt/local/etc/ucarp/db.conf", "/opt/local/lib/ucarp/vip-hook"):
+        assert gz.zlogin(uuid, f"test -f {path} && ! test -L {path}").returncode == 0, path
+    assert gz.zlogin(uuid, "test -e /opt/local/etc/ucarp/db.checks").returncode == 1
+    with open("/etc/hostname", "rb") as fh:
+        assert fh.read() == host_file
+    assert changed(apply_all(minions, "ucarp")) == {}
