@@ -67,6 +67,9 @@ bench: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bench/switchover.py --runs 10
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bench/maintenance.py --runs 10
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bench/scale.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python bench/pillar_cache.py
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements/bench.txt
+	$(VENV)/bin/python bench/plot_scale.py
 
 # Build the SPM package into build/ (spm local install build/ucarp-*.spm).
 spm: setup

@@ -24,15 +24,17 @@ TOOLS = {
 }
 
 
-def account(tool):
+def account(tool, argv):
     """With ``SMARTOS_SIM_ACCOUNT`` set (benchmarks do), append a line naming
-    this global zone and the tool to that file: the bed's process count.
+    this global zone and the tool (with vmadm's and imgadm's subcommand) to
+    that file: the bed's process count.
     Tools inside zones get a clean environment (zlogin), so only the global
     zone's processes are counted."""
     path = os.environ.get("SMARTOS_SIM_ACCOUNT")
     if not path:
         return
-    line = f"{os.path.basename(os.environ.get('SMARTOS_SIM_ROOT') or '-')} {tool}\n".encode()
+    what = next((a for a in argv if not a.startswith("-")), "") if tool in ("vmadm", "imgadm") else ""
+    line = f"{os.path.basename(os.environ.get('SMARTOS_SIM_ROOT') or '-')} {tool} {what}".rstrip().encode() + b"\n"
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, line)  # one write of a short line: appends do not interleave
@@ -42,7 +44,7 @@ def account(tool):
 
 def main(tool, argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    account(tool)
+    account(tool, argv)
     from smartos_sim.common import ToolError
 
     try:
