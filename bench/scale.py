@@ -192,6 +192,7 @@ def measure_size(size, hypervisors):
             if not poll(lambda: settled(cluster, bus, names, started_epoch), SETTLE_TIMEOUT, 1.0):
                 raise BenchError(f"{size} clusters not settled within {SETTLE_TIMEOUT:.0f}s")
             sample["settled_s"] = time.monotonic() - started
+            sample["settled_after_apply_s"] = sample["settled_s"] - sample["first_apply_s"]
             say(f"every cluster has one master and every transition its reaction: {sample['settled_s']:.1f}s")
             procs.mark()
             sample["noop_apply_s"], changed = timed_apply(cluster, "state.highstate")
@@ -284,11 +285,13 @@ def main(argv=None):
     try:
         for size in args.sizes:
             samples.append(measure_size(size, args.hypervisors))
+            close_record(record, args.output, samples=samples)  # a later size that fails keeps these
     except KeyboardInterrupt:
         say("interrupted")
         return 130
     except (BenchError, SaltError) as exc:
         say(f"failed: {exc}")
+        close_record(record, args.output, samples=samples, failed={"size": size, "reason": str(exc)})
         return 1
     closing = close_record(record, args.output, samples=samples)
     print(table(samples))
