@@ -72,10 +72,14 @@ def holders(minions, cluster):
 
 
 def ucarp_pid(minions, alias, cluster):
+    """The PID of the instance's ucarp, or None while there is not exactly one:
+    a hand-over's listener (a ucarp whose up hook is peer-master) is not it."""
     gz, _ = node_zone(minions, alias)
-    out = gz.zlogin(uuid_of(gz, alias), f"svcs -Hp svc:/network/ucarp:{cluster}").stdout
-    found = re.search(r"\s(\d+) ucarp$", out, re.M)
-    return found.group(1) if found else None
+    uuid = uuid_of(gz, alias)
+    out = gz.zlogin(uuid, f"svcs -Hp svc:/network/ucarp:{cluster}").stdout
+    pids = re.findall(r"\s(\d+) ucarp$", out, re.M)
+    own = [p for p in pids if "peer-master" not in gz.zlogin(uuid, f"tr '\\0' ' ' < /proc/{p}/cmdline").stdout]
+    return own[0] if len(own) == 1 and len(pids) == 1 else None
 
 
 def svc_state(minions, alias, cluster):
@@ -303,7 +307,11 @@ def test_password_stays_secret(minions, applied):
 
 
 def test_clean_removes_a_cluster_and_leaves_the_other(minions, set_pillar, applied):
-    web_before = {alias: ucarp_pid(minions, alias, "web") for alias in CLUSTERS["web"]["nodes"]}
+    # Each web node on its one ucarp (an earlier test's hand-over has ended).
+    web_before = {
+        alias: wait_for(lambda a=alias: ucarp_pid(minions, a, "web"), timeout=150, what=f"{alias}'s one ucarp")
+        for alias in CLUSTERS["web"]["nodes"]
+    }
     set_pillar({"web": CLUSTERS["web"]})
     try:
         results = apply_all(minions, "ucarp.clean")
