@@ -127,8 +127,8 @@ def test_instances_online_and_one_master_per_vip(bed, minions, applied, client):
 def test_a_backup_starting_again_records_no_transition(minions, applied):
     """ucarp runs its down hook each time it starts: a backup that starts
     again has not changed role, and the hook records nothing."""
-    wait_for(lambda: len(holders(minions, "db")) == 1, timeout=30, what="one master of db")
-    (backup,) = [a for a in CLUSTERS["db"]["nodes"] if a not in holders(minions, "db")]
+    found = wait_for(lambda: (h := holders(minions, "db")) and len(h) == 1 and h, timeout=30, what="one master of db")
+    (backup,) = [a for a in CLUSTERS["db"]["nodes"] if a not in found]
     gz, _ = node_zone(minions, backup)
     uuid = uuid_of(gz, backup)
 
@@ -172,8 +172,8 @@ def test_a_hook_change_restarts_nothing_an_agent_change_restarts_its_zone(minion
     """ucarp runs vip-hook afresh at each transition: rewriting it must not
     restart ucarp (a restart of the master would move its VIP).  The agent
     runs for the instance's life: its change restarts the zone's instances."""
-    wait_for(lambda: len(holders(minions, "db")) == 1, timeout=30, what="one master of db")
-    (backup,) = [a for a in CLUSTERS["db"]["nodes"] if a not in holders(minions, "db")]
+    found = wait_for(lambda: (h := holders(minions, "db")) and len(h) == 1 and h, timeout=30, what="one master of db")
+    (backup,) = [a for a in CLUSTERS["db"]["nodes"] if a not in found]
     gz, _ = node_zone(minions, backup)
     uuid = uuid_of(gz, backup)
     pids = {(a, c): ucarp_pid(minions, a, c) for c, cl in CLUSTERS.items() for a in cl["nodes"]}
