@@ -101,7 +101,7 @@ def burst(cluster, bus, index, touch):
     # One publish: every hypervisor sends the same event at once. c00-a is
     # gz1's and the VHID is wrong: each sender is rejected after the check
     # against its pillar (gz1 for the VHID, the others as not its host).
-    data = {"cluster": "c00", "zone": "c00-a", "zone_uuid": UUID, "role": "master", "seq": index,
+    data = {"cluster": "c00", "zone": "c00-a", "zone_uuid": UUID, "role": "master", "seq": index + 1,
             "ts": int(started), "vip": "192.0.2.100", "vhid": 9999}  # fmt: skip
     cluster.run_cli("salt", "--async", "-L", ",".join(HOSTS), "event.send", "ucarp/c00/master", json.dumps(data),
                     timeout=60)  # fmt: skip
