@@ -379,7 +379,7 @@ def file_read(zone, path, encoding="utf-8", missing_ok=False):
     return data if encoding is None else data.decode(encoding)
 
 
-MISSING = "missing"  # what _under_root answers for nothing at that path
+MISSING = object()  # what _under_root answers for nothing at that path (never a file's content)
 
 
 def _under_root(how, zone, path):
