@@ -75,15 +75,21 @@ def validate():
     """
     Check the ``ucarp`` pillar; return every problem with its pillar path.
 
-    An empty list means the pillar is good.
+    An empty list means the pillar is good.  With problems, the call's exit
+    status is 1 (``salt-call`` exits 1, ``salt`` reports retcode 1), so a
+    pipeline or a pre-apply check can gate on it.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt 'gz*' ucarp.validate
+        salt-call --local ucarp.validate && salt-call state.apply ucarp
     """
-    return list(_normalised()[1])
+    problems = list(_normalised()[1])
+    if problems:
+        __context__["retcode"] = 1
+    return problems
 
 
 def clusters():
@@ -100,6 +106,7 @@ def clusters():
     """
     model, problems = _normalised()
     if problems:
+        __context__["retcode"] = 1
         listing = "\n".join(f"  - {p}" for p in problems)
         raise CommandExecutionError(f"ucarp: the pillar has {len(problems)} problem(s), nothing applied:\n{listing}")
     return model
@@ -109,6 +116,8 @@ def plan(host=None):
     """
     Return what a global zone must run: its zones (vmadm payloads, SMF
     manifest) and its nodes (one per cluster and zone, with their files).
+    A pillar with problems is an error that lists them all, and the call
+    exits 1.
 
     host
         The global zone's minion id (this minion by default).

@@ -354,7 +354,13 @@ def test_bad_pillar_applies_nothing(minions, set_pillar, applied, change, messag
         assert proc.returncode != 0
         assert message in proc.stdout + proc.stderr
         assert minions["gz1"].gz.run("vmadm", "lookup", "alias=new-a").stdout == ""  # nothing half-applied
-        assert message in "\n".join(minions["gz1"].call("ucarp.validate"))
+        # A pipeline gates on the exit status: validate and plan exit 1 and say why.
+        validate = minions["gz1"].run("ucarp.validate")
+        assert validate.returncode == 1
+        assert message in "\n".join(json.loads(validate.stdout)["local"])
+        plan = minions["gz1"].run("ucarp.plan")
+        assert plan.returncode == 1
+        assert message in plan.stdout + plan.stderr
     finally:
         set_pillar(CLUSTERS)
 

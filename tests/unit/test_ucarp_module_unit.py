@@ -238,3 +238,21 @@ def test_a_damaged_acks_file_reads_as_nothing_acknowledged(acking, tmp_path, tex
     (tmp_path / "cache" / "ucarp" / "beacon-acks.json").write_text(text)
     assert acking.acks() == {}
     assert acking.ack("uuid-a/web", 2) == 2
+
+
+def test_validate_and_plan_exit_1_on_a_bad_pillar(ucarp):
+    """A pipeline gates on the exit status: problems listed set retcode 1."""
+    bad = dict(CLUSTERS, web=dict(CLUSTERS["web"], vhid=300))
+    ucarp.__salt__["config.get"] = lambda key, default=None: {"ucarp:clusters": bad}.get(key, default)
+    assert ucarp.validate() == ["ucarp:clusters:web:vhid: must be an integer from 1 to 255 (got 300)"]
+    assert ucarp.__context__["retcode"] == 1
+    ucarp.__context__.clear()
+    with pytest.raises(CommandExecutionError, match="web:vhid"):
+        ucarp.plan()
+    assert ucarp.__context__["retcode"] == 1
+
+
+def test_validate_and_plan_leave_the_exit_status_alone_on_a_good_pillar(ucarp):
+    assert ucarp.validate() == []
+    assert ucarp.plan()["nodes"]
+    assert "retcode" not in ucarp.__context__
