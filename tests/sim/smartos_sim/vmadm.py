@@ -9,24 +9,29 @@ import os
 import re
 import sys
 
-from . import gz, imagesource, vmobj, zone
+from . import gz, imagesource, snapshot, vmobj, zone
 from .common import ToolError
 
-COMMANDS = ("create", "delete", "get", "json", "info", "list", "lookup", "reboot", "start", "boot",
-            "stop", "halt", "update", "validate", "help")  # fmt: skip
+COMMANDS = ("create", "create-snapshot", "delete", "delete-snapshot", "get", "json", "info", "list", "lookup",
+            "reboot", "rollback-snapshot", "start", "boot", "stop", "halt", "update", "validate", "help")  # fmt: skip
 LIST_DEFAULT_FIELDS = "uuid,type,ram,state,alias"
 TIMEOUT_BRANDS = ("bhyve", "kvm")  # and docker VMs, which the test bed does not have
+# VM.js's validSnapshotName: ZFS's characters, at most MAX_SNAPNAME_LENGTH (64) of them.
+SNAPNAME_RE = re.compile(r"[A-Za-z0-9_.:%-]{1,64}")
 LIST_WIDTHS = {"uuid": 36, "type": 4, "ram": 7, "state": 16, "alias": 10, "brand": 14, "hostname": 16}
 
 USAGE = """Usage: vmadm <command> [options]
 
 create [-f <filename>]
+create-snapshot <uuid> <snapname>
 delete <uuid>
+delete-snapshot <uuid> <snapname>
 get <uuid>
 info <uuid> [type,...]
 list [-p] [-H] [-o field,...] [-s field,...] [field=value ...]
 lookup [-j|-1] [-o field,...] [field=value ...]
 reboot <uuid> [-F]
+rollback-snapshot <uuid> <snapname>
 start <uuid> [option=value ...]
 stop <uuid> [-F] [-t timeout]
 update <uuid> [-f <filename>]
@@ -113,6 +118,8 @@ def view(vm):
         out.update(state=state, zone_state="installed")
         out.pop("boot_timestamp", None)
     out.pop("transition", None)
+    # Newest first, as vmload sorts them (ties keep ZFS's order: oldest first).
+    out["snapshots"] = sorted(vm.get("snapshots", []), key=lambda s: s["created_at"], reverse=True)
     return out
 
 
@@ -389,6 +396,112 @@ def do_delete(args):
     return 0
 
 
+def _snapshot_args(command, args):
+    """``<uuid> <snapname>``, as vmadm.js takes them for the snapshot commands."""
+    _, rest = _flags(args, ())  # no options: a word starting with '-' is a usage error
+    uuid = _take_uuid(command, rest)
+    if len(rest) != 1:
+        raise Usage(f'Wrong number of parameters to "{command}"')
+    snapname = rest[0]
+    if not SNAPNAME_RE.fullmatch(snapname):  # checked first, before the VM
+        raise ToolError("Invalid snapshot name", 1)
+    return uuid, snapname
+
+
+def _snapshot_index(vm, snapname):
+    """Where ``snapname`` is in the VM's snapshots (oldest first), as VM.js
+    looks for it in ``vmobj.snapshots``."""
+    for index, snap in enumerate(vm.get("snapshots", [])):
+        if snap["name"] == snapname:
+            return index
+    raise ToolError(f'No snapshot named "{snapname}" for {vm["uuid"]}', 1)
+
+
+def _vminfod_vm(uuid):
+    """The VM, as VM.js's create_snapshot and delete_snapshot get it from vminfod."""
+    vm = gz.load_vm(uuid)
+    if vm is None:
+        raise ToolError(f"VM {uuid} not found", 1)
+    return vm
+
+
+def do_create_snapshot(args):
+    """VM.js's create_snapshot: ``zfs snapshot zones/<uuid>@vmsnap-<name>``.
+    (On SmartOS a running zone also gets it mounted read-only at
+    /checkpoints/<name>; a zone of the bed shares the host's / (only /etc,
+    /usr, /opt and /var are its own), so it gets no such mount.)"""
+    uuid, snapname = _snapshot_args("create-snapshot", args)
+    with gz.locked():
+        vm = _vminfod_vm(uuid)
+        if any(s["name"] == snapname for s in vm.get("snapshots", [])):
+            raise ToolError(f'snapshot with name "{snapname}" already exists.', 1)
+        used = snapshot.take(uuid, snapname)
+        # size: vmload's, ZFS's ``written`` in MiB; here what the copy takes.
+        snap = {"name": snapname, "size": used / 1024 / 1024, "created_at": snapshot.creation()}
+        vm.setdefault("snapshots", []).append(snap)
+        vm["last_modified"] = vmobj.now()  # VM.js touches the zone's XML
+        gz.save_vm(vm)
+    print(f"Created snapshot {snapname} for VM {uuid}", file=sys.stderr)
+    return 0
+
+
+def do_delete_snapshot(args):
+    """VM.js's delete_snapshot: ``zfs destroy zones/<uuid>@vmsnap-<name>``."""
+    uuid, snapname = _snapshot_args("delete-snapshot", args)
+    with gz.locked():
+        vm = _vminfod_vm(uuid)
+        del vm["snapshots"][_snapshot_index(vm, snapname)]
+        vm["last_modified"] = vmobj.now()
+        gz.save_vm(vm)
+        snapshot.destroy(uuid, snapname)
+    print(f"Deleted snapshot {snapname} for VM {uuid}", file=sys.stderr)
+    return 0
+
+
+def _halt_unless_stopped(vm):
+    """What rollback_snapshot does to a VM whose state is not 'stopped':
+    ``VM.stop`` with ``force``, VM.js's halt (as ``vmadm stop -F``: no clean
+    shutdown, no stop method), which unsets autoboot and ends a clean stop
+    under way; it fails if the zone is not running."""
+    state = view(vm)["state"]
+    if state == "stopped":
+        return
+    if not zone.init_pid(vm["uuid"]):
+        raise ToolError(f"VM {vm['uuid']} is already not 'running' (currently: {state})", 1)
+    zone.halt(vm)
+    vm["autoboot"] = False
+    if vm.get("transition") == "stopping":
+        del vm["transition"]
+    gz.save_vm(vm)
+
+
+def do_rollback_snapshot(args):
+    """VM.js's rollback_snapshot: a VM that is not stopped is halted
+    (``VM.stop`` with ``force``: no clean shutdown), ``zfs rollback -r``
+    puts the snapshot back and destroys every newer one, then ``VM.start``
+    boots the VM, whether or not it was running before (and sets autoboot,
+    which the halt had unset)."""
+    uuid, snapname = _snapshot_args("rollback-snapshot", args)
+    with gz.locked():
+        vm = gz.load_vm(uuid)
+        if vm is None:  # VM.load's error from vminfod (vmadm rewrites it for get only)
+            raise ToolError("bad statusCode: 404", 1)
+        index = _snapshot_index(vm, snapname)
+        _halt_unless_stopped(vm)
+        snapshot.restore(uuid, snapname)
+        newer = vm["snapshots"][index + 1 :]
+        vm["snapshots"] = vm["snapshots"][: index + 1]
+        gz.save_vm(vm)
+        for snap in newer:
+            snapshot.destroy(uuid, snap["name"])
+        zone.boot(vm)
+        # VM.start sets autoboot in the zone's configuration: last_modified too
+        vm.update(boot_timestamp=vmobj.now(), autoboot=True, last_modified=vmobj.now())
+        gz.save_vm(vm)
+    print(f"Rolled back snapshot {snapname} for VM {uuid}", file=sys.stderr)
+    return 0
+
+
 def do_validate(args):
     flags, rest = _flags(args, (), ("-f", "--file"))
     if not rest or rest[0] not in ("create", "update"):
@@ -432,13 +545,16 @@ def main(argv):
         raise ToolError("FATAL: cannot run because: must be root in the global zone", 2)
     handlers = {
         "create": do_create,
+        "create-snapshot": do_create_snapshot,
         "delete": do_delete,
+        "delete-snapshot": do_delete_snapshot,
         "get": do_get,
         "json": do_get,
         "info": do_info,
         "list": do_list,
         "lookup": do_lookup,
         "reboot": do_reboot,
+        "rollback-snapshot": do_rollback_snapshot,
         "start": do_start,
         "boot": lambda a: do_start(a, "boot"),
         "stop": do_stop,
