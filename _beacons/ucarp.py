@@ -27,6 +27,7 @@ Enable it in pillar (or the minion config)::
 :platform: SmartOS global zone
 """
 
+import functools
 import json
 import logging
 import os
@@ -41,9 +42,10 @@ except ImportError:  # Salt before 3005: refused in __virtual__, not a traceback
     channel_client = None
 
 try:  # pip-installed as a Salt extension, whose utils Salt's loader does not read
+    from saltext.ucarp.utils import ucarp_model as _packaged_model
     from saltext.ucarp.utils import zone_root as _packaged_zone_root
-except ImportError:  # a formula: the util is synced and comes through __utils__
-    _packaged_zone_root = None
+except ImportError:  # a formula: the utils are synced and come through Salt's utils loader
+    _packaged_model = _packaged_zone_root = None
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +74,39 @@ def validate(config):
     return True, "Valid beacon configuration"
 
 
+def _util(module, name):
+    """A function of the formula's utils (``zone_root``, ``ucarp_model``).  Salt
+    gives beacons no ``__utils__``: a formula's synced utils are loaded once
+    through Salt's utils loader."""
+    packaged = {"zone_root": _packaged_zone_root, "ucarp_model": _packaged_model}[module]
+    if packaged:
+        return getattr(packaged, name)
+    utils = globals().get("__utils__")
+    if utils is None:
+        if "loader" not in _UTILS:
+            _UTILS["loader"] = salt.loader.utils(__opts__, whitelist=["zone_root", "ucarp_model"])
+        utils = _UTILS["loader"]
+    return utils[f"{module}.{name}"]
+
+
 def _cursor_path():
     return os.path.join(__opts__["cachedir"], "ucarp", "beacon-cursors.json")
 
 
 def _load_cursors():
+    """The beacon's cursor per record key (``ucarp_model.record_key``);
+    cursors kept before record kinds and epochs were named are taken over."""
     try:
         with open(_cursor_path(), encoding="utf-8") as fh:
-            return json.load(fh)
+            found = json.load(fh)
     except (OSError, ValueError):
         return {}
+    cursors = {}
+    for given, value in found.items() if isinstance(found, dict) else ():
+        key, cur = _util("ucarp_model", "migrated_record_key")(given), _util("ucarp_model", "cursor")(value)
+        if key is not None and cur is not None:
+            cursors[key] = cur
+    return cursors
 
 
 def _save_cursors(cursors):
@@ -109,19 +134,6 @@ def _zones():
     return _ZONES["by_alias"]
 
 
-def _zone_reader():
-    """``zone_root.try_read``. Salt gives beacons no ``__utils__``: a formula's
-    synced util is loaded once through Salt's utils loader."""
-    if _packaged_zone_root:
-        return _packaged_zone_root.try_read
-    utils = globals().get("__utils__")
-    if utils is None:
-        if "loader" not in _UTILS:
-            _UTILS["loader"] = salt.loader.utils(__opts__, whitelist=["zone_root"])
-        utils = _UTILS["loader"]
-    return utils["zone_root.try_read"]
-
-
 def read_in_zone(root, path):
     """A record file at ``path`` below a zone's ``root``, as text, or None.
 
@@ -129,7 +141,7 @@ def read_in_zone(root, path):
     no link followed at any level, regular files only, at most 1 MiB (the
     hooks keep records far below that). None when it is missing or refused.
     """
-    outcome, data = _zone_reader()(root, path)
+    outcome, data = _util("zone_root", "try_read")(root, path)
     if outcome != "ok":
         if outcome == "refused":
             log.warning("ucarp beacon: %s%s not read: %s", root, path, data)
@@ -150,7 +162,7 @@ def _send(tag, data):
 
 
 def beacon(config):
-    """Send the new transitions of this global zone's UCARP nodes to the master."""
+    """Send the new records of this global zone's UCARP nodes to the master."""
     try:
         watched = __salt__["ucarp.watch_list"]()
         zones = _zones()
@@ -163,32 +175,35 @@ def beacon(config):
         if node["zone"] not in zones:
             continue
         uuid, root = zones[node["zone"]]
-        text = read_in_zone(root, node["path"]) or ""
-        items = __salt__["ucarp.parse_transitions"](text, node["cluster"], node["vip"])
-        if not _deliver(node, uuid, f"{uuid}/{node['cluster']}", items, "role", cursors, acked):
-            return []  # the master is away: keep the order, try again next time
-        if node.get("health_path"):
-            text = read_in_zone(root, node["health_path"]) or ""
-            items = __salt__["ucarp.parse_health"](text, node["cluster"])
-            if not _deliver(node, uuid, f"{uuid}/{node['cluster']}/health", items, "state", cursors, acked):
-                return []
+        for kind in _util("ucarp_model", "record_kinds")():  # transitions first: they matter most
+            path = node["records"].get(kind)
+            if not path:
+                continue
+            text = read_in_zone(root, path) or ""
+            records = _util("ucarp_model", "parse_records")(kind, text, node["cluster"], node["vip"])
+            if not _deliver(node, uuid, kind, records, cursors, acked):
+                return []  # the master is away: keep the order, try again next time
     return []
 
 
 def _due_again(key, node, cursors, acked):
-    """The record of ``key`` to send again, if any: the master took it, but no
-    reaction has acknowledged it for ``ACK_WAIT`` seconds (at most ``RESENDS`` times).
+    """The record of ``key`` to send again, if any (``{"epoch", "seq"}``):
+    the master took it, but no reaction has acknowledged it for
+    ``ACK_WAIT`` seconds (at most ``RESENDS`` times).
 
-    Sending the last record again is enough: the runner fills any gap before
-    it from the zone's own record.
+    Sending the last record again is enough: the master asks the zone's
+    hypervisor for every record after its own cursor.
     """
-    sent = cursors.get(key, 0)
-    if acked.get(key, 0) >= sent:
+    cur = cursors.get(key)
+    if cur is None:
+        return None
+    sent = {"epoch": cur["epoch"], "seq": cur["seq"]}
+    if _util("ucarp_model", "covers")(acked.get(key), sent):
         _WAITING.pop(key, None)
         return None
     wait = _WAITING.get(key)
-    if wait is None or wait["seq"] != sent:
-        _WAITING[key] = {"seq": sent, "since": time.monotonic(), "tries": 0}
+    if wait is None or wait["sent"] != sent:
+        _WAITING[key] = {"sent": sent, "since": time.monotonic(), "tries": 0}
         return None
     if time.monotonic() - wait["since"] < ACK_WAIT:
         return None
@@ -199,38 +214,40 @@ def _due_again(key, node, cursors, acked):
         log.warning(
             "ucarp beacon: the master took record %s of %s (cluster %s, zone %s) but no reaction acknowledged it "
             "after %s sends: is the formula's reactor set up on the master?",
-            sent, key, node["cluster"], node["zone"], RESENDS + 1,
+            sent["seq"], key, node["cluster"], node["zone"], RESENDS + 1,
         )  # fmt: skip
     return None
 
 
-def _deliver(node, uuid, key, items, kind, cursors, acked):
-    """Send the records after the cursor ``key``, in order; False if the master did not take one.
+def _deliver(node, uuid, kind, records, cursors, acked):
+    """Send the records the cursor has not taken, in order; False if the master did not take one.
 
-    A transition is sent as ``ucarp/<cluster>/<role>``, a health change as
-    ``ucarp/<cluster>/health/<state>``; ``ack`` in the data names the cursor
-    for the reaction's acknowledgement.  The last record is sent again while
-    no reaction acknowledges it (``_due_again``).
+    Each goes as ``ucarp_model.record_tag`` says (``ucarp/<cluster>/<role>``,
+    ``ucarp/<cluster>/health/<state>``), with its kind and record key
+    (``ack``).  The last record is sent again while no reaction
+    acknowledges it (``_due_again``).
     """
-    prefix = f"ucarp/{node['cluster']}/" + ("health/" if kind == "state" else "")
+    model = functools.partial(_util, "ucarp_model")
+    key = model("record_key")(uuid, node["cluster"], kind)
 
-    def send(item):
-        data = dict(item, cluster=node["cluster"], zone=node["zone"], zone_uuid=uuid, gz=__opts__["id"])
-        data.update(vip=node["vip"], vhid=node["vhid"], ack=key)
-        return _send(prefix + item[kind], data)
+    def send(record):
+        data = dict(record, kind=kind, cluster=node["cluster"], zone=node["zone"], zone_uuid=uuid)
+        data.update(gz=__opts__["id"], vip=node["vip"], vhid=node["vhid"], ack=key)
+        return _send(model("record_tag")(kind, node["cluster"], record), data)
 
     again = _due_again(key, node, cursors, acked)
-    for item in items:
-        if item["seq"] == again:
-            if not send(item):
-                return False
-            log.info("ucarp beacon: no reaction acknowledged %s record %s; sent it again", key, again)
-            _WAITING[key].update(since=time.monotonic(), tries=_WAITING[key]["tries"] + 1)
-        if item["seq"] <= cursors.get(key, 0):
-            continue
-        if not send(item):
+    if again is not None:
+        for record in records:
+            if (record["epoch"], record["seq"]) == (again["epoch"], again["seq"]):
+                if not send(record):
+                    return False
+                log.info("ucarp beacon: no reaction acknowledged %s record %s; sent it again", key, again["seq"])
+                _WAITING[key].update(since=time.monotonic(), tries=_WAITING[key]["tries"] + 1)
+    for record in model("records_after")(records, cursors.get(key)):
+        if not send(record):
             return False
-        cursors[key] = item["seq"]
+        cursors[key] = model("advance")(cursors.get(key), record)
         _save_cursors(cursors)
-        _WAITING[key] = {"seq": item["seq"], "since": time.monotonic(), "tries": 0}
+        _WAITING[key] = {"sent": {"epoch": record["epoch"], "seq": record["seq"]}, "since": time.monotonic(),
+                         "tries": 0}  # fmt: skip
     return True

@@ -180,10 +180,69 @@ def _running_nodes(nodes):
     return running
 
 
-def _record(zone, path):
-    """A record file of a zone as text ("" when there is none yet): under
-    the zone's root in a call that opened a store, through zlogin otherwise."""
-    return __salt__["zlogin.file_read"](zone, path, missing_ok=True) or ""
+def _read_records(zone, cluster, kind, after=None, limit=None):
+    """A node's records of ``kind`` not yet taken by ``after``
+    (``ucarp_model.records_after``), read with the formula's one zone-root
+    reader in a call that opened a store (``zlogin`` otherwise).
+
+    ``after``: a cursor, or a bare record number, which counts in the epoch
+    of the node's last record (0: from the start)."""
+    vip = _cluster(cluster)["vip"] if kind == "transition" else None
+    path = _util("record_path")(kind, cluster)
+    text = __salt__["zlogin.file_read"](zone, path, missing_ok=True) or ""
+    found = _util("parse_records")(kind, text, cluster, vip)
+    if after is not None and not isinstance(after, dict):
+        number = int(after)
+        after = {"epoch": found[-1]["epoch"] if found else "", "seq": number, "passed": []} if number > 0 else None
+    return _util("records_after")(found, _after(after), limit)
+
+
+def _after(value, name="after"):
+    """A cursor given on the command line or by the runner, checked."""
+    if value is None:
+        return None
+    found = _util("cursor")(value)
+    if found is None:
+        raise CommandExecutionError(f"ucarp: {name} must be a record number or a cursor (epoch, seq), not {value!r}")
+    return found
+
+
+RECORDS_LIMIT = 100  # records one answer carries at most (the newest)
+
+
+def records(zone, cluster, kind="transition", after=None, limit=RECORDS_LIMIT):
+    """
+    Return a node's records of one kind that come after a cursor, and its zone's UUID.
+
+    kind
+        ``transition`` (what its hooks recorded) or ``health`` (its agent).
+
+    after
+        A cursor (``{"epoch", "seq"}``, as the beacon and the master keep
+        them), or a record number of the record's current epoch; none: every
+        record.  A record file that went back (emptied, an older copy, the
+        zone rolled back or reprovisioned) has started a new epoch: what
+        came after the cursor is the new epoch's records, not the old ones.
+
+    limit
+        At most this many, the newest (default 100).
+
+    ``{"zone", "uuid", "records": [{"epoch", "seq", "ts", ...}]}``, read
+    under the zone's root with no process.  The master's runner confirms
+    the records a hypervisor's events claim with this answer.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt gz1 ucarp.records zoneA web
+        salt gz1 ucarp.records zoneA web health after=3
+    """
+    if kind not in _util("record_kinds")():
+        raise CommandExecutionError(f"ucarp: kind must be one of {', '.join(_util('record_kinds')())}, not {kind!r}")
+    with _run("scope")(__context__):
+        found = _read_records(zone, cluster, kind, after, int(limit))
+        return {"zone": zone, "uuid": __salt__["vmadm.uuid"](zone), "records": found}
 
 
 def last_transition(zone, cluster):
@@ -196,7 +255,7 @@ def last_transition(zone, cluster):
 
         salt gz1 ucarp.last_transition zoneA web
     """
-    found = transitions(zone, cluster)
+    found = _read_records(zone, cluster, "transition", limit=1)
     return found[-1] if found else None
 
 
@@ -218,7 +277,8 @@ def files(cluster):
 def watch_list(host=None):
     """
     Return what the ``ucarp`` beacon watches on a global zone: for each local
-    node, its zone alias, cluster, VIP, VHID and the transitions file in the zone.
+    node, its zone alias, cluster, VIP, VHID and its record files in the zone
+    by kind (``records``: transitions, and health changes with health checks).
 
     CLI Example:
 
@@ -233,8 +293,11 @@ def watch_list(host=None):
             "cluster": node["cluster"],
             "vip": model[node["cluster"]]["vip"],
             "vhid": model[node["cluster"]]["vhid"],
-            "path": files(node["cluster"])["transitions"],
-            "health_path": files(node["cluster"])["health"] if node["checks"] else None,
+            "records": {
+                kind: _util("record_path")(kind, node["cluster"])
+                for kind in _util("record_kinds")()
+                if kind == "transition" or node["checks"]
+            },
         }
         for node in plan(host)["nodes"]
     ]
@@ -247,7 +310,8 @@ def _acks_path():
 def acks():
     """
     Return the records of the ``ucarp`` beacon that a reaction on the master
-    has acknowledged: the last sequence number per zone UUID and cluster.
+    has acknowledged: a cursor (``{"epoch", "seq", "passed"}``) per record
+    key (``<zone uuid>/<cluster>/<kind>``).
 
     CLI Example:
 
@@ -262,65 +326,49 @@ def acks():
         return {}
     if not isinstance(found, dict):
         return {}
-    return {k: v for k, v in found.items() if isinstance(v, int)}
+    cursors = {}
+    for given, value in found.items():
+        cur = _util("cursor")(value)
+        key = _util("migrated_record_key")(given)
+        if cur is not None and key is not None:
+            cursors[key] = cur
+    return cursors
 
 
-def ack(key, seq):
+def ack(key, seq, epoch=""):
     """
-    Note that the master has dealt with the beacon's record ``seq`` of ``key``
-    (``<zone uuid>/<cluster>`` or ``<zone uuid>/<cluster>/health``), so the
-    beacon does not send it again.  The ``ucarp.transition`` and
-    ``ucarp.health`` runners call this; it keeps the highest number.
+    Note that the master has dealt with the beacon's records up to ``seq``
+    of ``epoch`` for ``key`` (``<zone uuid>/<cluster>/<kind>``), so the
+    beacon does not send them again.  The ``ucarp.transition`` and
+    ``ucarp.health`` runners call this, for records the hypervisor has
+    confirmed; an acknowledgement of an epoch the records have left changes
+    nothing.  Returns the cursor now kept.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt gz1 ucarp.ack 2d1b2f5e-0c6a-4a3e-9c1d-6f7e8a9b0c1d/web 12
+        salt gz1 ucarp.ack 2d1b2f5e-0c6a-4a3e-9c1d-6f7e8a9b0c1d/web/transition 12 epoch=5818c4c6d0538322
     """
-    seq = int(seq)
+    key, epoch = str(key), "" if epoch is None else str(epoch)
+    if not _util("is_record_key")(key):
+        raise CommandExecutionError(f"ucarp.ack: {key!r} is not a record key (<zone uuid>/<cluster>/<kind>)")
+    if _util("cursor")({"epoch": epoch, "seq": int(seq)}) is None:
+        raise CommandExecutionError(f"ucarp.ack: bad epoch {epoch!r} or number {seq!r}")
     path = _acks_path()
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     fd = os.open(f"{path}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         found = acks()
-        found[str(key)] = max(seq, found.get(str(key), 0))
+        found[key] = _util("advance")(found.get(key), {"epoch": epoch, "seq": int(seq)})
         tmp = f"{path}.tmp"
         with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as fh:
             json.dump(found, fh)
         os.replace(tmp, path)
     finally:
         os.close(fd)
-    return found[str(key)]
-
-
-def parse_transitions(text, cluster, vip):
-    """
-    Parse the text of a zone's transitions file (what the beacon reads).
-
-    Lines that do not parse, or that name another cluster or VIP, are ignored.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt gz1 ucarp.parse_transitions '1 1764100000 master web 192.0.2.100 101 net0' web 192.0.2.100
-    """
-    return _util("parse_transitions")(text, cluster, vip)
-
-
-def parse_health(text, cluster):
-    """
-    Parse the text of a zone's health file (what the beacon reads).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt gz1 ucarp.parse_health '3 1764100000 sick web stepped-down service svc:/site/app:default is offline' web
-    """
-    return _util("parse_health")(text, cluster)
+    return found[key]
 
 
 def _cluster(cluster):
@@ -332,9 +380,10 @@ def _cluster(cluster):
 
 def health_records(zone, cluster, since=0):
     """
-    Return the health changes a zone's agent recorded for a cluster after ``since``.
+    Return the health changes a zone's agent recorded for a cluster after
+    ``since`` (a record number of the current epoch, or a cursor).
 
-    A list of ``{"seq", "ts", "state", "action", "detail"}`` in sequence
+    A list of ``{"epoch", "seq", "ts", "state", "action", "detail"}`` in
     order; empty when the cluster has no health checks.
 
     CLI Example:
@@ -345,8 +394,7 @@ def health_records(zone, cluster, since=0):
     """
     if not _cluster(cluster).get("health"):
         return []
-    text = _record(zone, _util("health_path")(cluster))
-    return [r for r in _util("parse_health")(text, cluster) if r["seq"] > int(since)]
+    return _read_records(zone, cluster, "health", since)
 
 
 def health(zone, cluster):
@@ -360,7 +408,9 @@ def health(zone, cluster):
 
         salt gz1 ucarp.health zoneA web
     """
-    found = health_records(zone, cluster)
+    if not _cluster(cluster).get("health"):
+        return None
+    found = _read_records(zone, cluster, "health", limit=1)
     return found[-1] if found else None
 
 
@@ -417,10 +467,10 @@ def override(cluster, zone, mode=None, refresh=True, ttl=OVERRIDE_TTL):
 
 def transitions(zone, cluster, since=0):
     """
-    Return the transitions a zone's hooks recorded for a cluster after ``since``.
+    Return the transitions a zone's hooks recorded for a cluster after
+    ``since`` (a record number of the current epoch, or a cursor).
 
-    A list of ``{"seq", "ts", "role", ...}`` in sequence order, read through
-    zlogin (the master uses it to fill a gap in the events it received).
+    A list of ``{"epoch", "seq", "ts", "role", ...}`` in order.
 
     CLI Example:
 
@@ -428,14 +478,19 @@ def transitions(zone, cluster, since=0):
 
         salt gz1 ucarp.transitions zoneA web since=41
     """
-    vip = _cluster(cluster)["vip"]
-    found = _util("parse_transitions")(_record(zone, _util("transitions_path")(cluster)), cluster, vip)
-    return [t for t in found if t["seq"] > int(since)]
+    return _read_records(zone, cluster, "transition", since)
 
 
-def holders(cluster):
+def holders(cluster, after=None):
     """
     Return, for each zone of this global zone in a cluster, whether it holds the VIP now.
+
+    after
+        ``{zone: cursor}`` (the master's runner sends it): the answer is then
+        ``{"holders": {...}, "records": {zone: {"uuid", "records"}}}`` with
+        each of these zones' transitions after its cursor (``ucarp.records``),
+        which is how the runner confirms what an event claims: this is an
+        authenticated return from the hypervisor that hosts the zone.
 
     CLI Example:
 
@@ -448,7 +503,20 @@ def holders(cluster):
         nodes = [n for n in plan()["nodes"] if n["cluster"] == cluster]
         running = _running_nodes(nodes)
         _ask_addresses(running)
-        return {n["alias"]: n["alias"] in running and _holds(n["alias"], vip) for n in nodes}
+        held = {n["alias"]: n["alias"] in running and _holds(n["alias"], vip) for n in nodes}
+        if after is None:
+            return held
+        if not isinstance(after, dict):
+            raise CommandExecutionError("ucarp.holders: after must map zones to cursors")
+        found = {}
+        for zone, cur in after.items():
+            if zone not in held:
+                continue  # not a node of this global zone: the runner will not find it confirmed here
+            found[zone] = {
+                "uuid": __salt__["vmadm.uuid"](zone),
+                "records": _read_records(zone, cluster, "transition", _after(cur), RECORDS_LIMIT),
+            }
+        return {"holders": held, "records": found}
 
 
 def _override_info(zone, cluster):

@@ -34,6 +34,7 @@ hypervisor, backups, last transition, alert.
     (``salt-run saltutil.sync_all``), or the formula pip-installed there
 """
 
+import datetime
 import fcntl
 import hashlib
 import json
@@ -43,6 +44,7 @@ import re
 import threading
 import time
 
+import salt.cache
 import salt.client
 import salt.utils.event
 import salt.utils.minions
@@ -58,14 +60,12 @@ log = logging.getLogger(__name__)
 __virtualname__ = "ucarp"
 
 CLUSTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # Seconds before LocalClient asks a silent minion whether it still runs the
 # job (saltutil.find_job): a long job keeps it waiting, a job the minion
 # dropped (it cannot decrypt it just after a master restart) is sent again
 # within REPLY_WAIT instead of waiting all of it out.
 CALL_TIMEOUT = 5
 REPLY_WAIT = 60  # how long to keep asking a hypervisor that does not answer
-ACK_KEY_RE = re.compile(r"^[0-9a-f-]{36}/[A-Za-z0-9_-]{1,63}(/health)?$")
 
 
 def __virtual__():
@@ -136,25 +136,72 @@ def _converging(name):
     return _Flock(name, ".converge")
 
 
+# The runner's state (cursors, last transition, alert, pending transitions,
+# health) and its history live in Salt's own cache (``salt.cache``: the
+# master's configured ``cache`` backend, ``localfs`` under the cachedir by
+# default), so one backend carries all of it. The locks stay local flocks.
+STATE_BANK = "ucarp/clusters"
+MODEL_BANK = "ucarp/models"
+HISTORY_BANK = "ucarp/history"
+REJECTED_BANK = "ucarp/rejected"
+HISTORY_SIZE = 1000  # entries kept by default; master config: ucarp: {history_size: N}
+_CACHES = {}
+
+
+def _cache():
+    """This process's ``salt.cache`` of the master (made once: it loads the backend)."""
+    found = _CACHES.get(os.getpid())
+    if found is None:
+        found = _CACHES[os.getpid()] = salt.cache.factory(__opts__)
+    return found
+
+
+def _fetch(bank, key):
+    found = _cache().fetch(bank, key)
+    return found if isinstance(found, dict) else {}
+
+
 def _load(name):
-    try:
-        with open(os.path.join(_state_dir(), f"{name}.json"), encoding="utf-8") as fh:
-            state = json.load(fh)
-    except (OSError, ValueError):
-        state = {}
-    if not isinstance(state, dict):
-        state = {}
+    state = _fetch(STATE_BANK, name)
     for key, empty in (("cursors", {}), ("last", None), ("alert", None), ("pending", [])):
         state.setdefault(key, empty)
     return state
 
 
 def _save(name, state):
-    path = os.path.join(_state_dir(), f"{name}.json")
-    fd = os.open(f"{path}.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(state, fh)
-    os.replace(f"{path}.tmp", path)
+    _cache().store(STATE_BANK, name, state)
+
+
+def _history_size():
+    settings = __opts__.get("ucarp") or {}
+    size = settings.get("history_size", HISTORY_SIZE) if isinstance(settings, dict) else HISTORY_SIZE
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 1 else HISTORY_SIZE
+
+
+def _keep(kind, cluster, **entry):
+    """Append an entry to the history (``salt-run ucarp.history``): at most
+    ``history_size`` entries, the oldest dropped first."""
+    entry = dict(entry, at=round(time.time(), 3), kind=kind, cluster=cluster)
+    with _Flock("history"):
+        meta = _fetch(HISTORY_BANK, "meta")
+        first, after = meta.get("first", 1), meta.get("next", 1)
+        _cache().store(HISTORY_BANK, f"{after:012d}", entry)
+        after += 1
+        while after - first > _history_size():
+            _cache().flush(HISTORY_BANK, f"{first:012d}")
+            first += 1
+        _cache().store(HISTORY_BANK, "meta", {"first": first, "next": after})
+
+
+def _entries():
+    """Every history entry, oldest first."""
+    meta = _fetch(HISTORY_BANK, "meta")
+    found = []
+    for number in range(meta.get("first", 1), meta.get("next", 1)):
+        entry = _fetch(HISTORY_BANK, f"{number:012d}")
+        if entry:
+            found.append(entry)
+    return found
 
 
 # Talking to the fleet ---------------------------------------------------------
@@ -180,7 +227,17 @@ def _failure(reply):
     return None
 
 
+HISTORY_KINDS = {"failover": "reaction", "alert": "alert", "switchover": "switchover", "rollout": "rollout"}
+
+
 def _fire(tag, data):
+    """Fire ``tag`` on the master's bus and keep it in the history."""
+    _publish(tag, data)
+    parts = tag.split("/")
+    _keep(HISTORY_KINDS.get(parts[2], parts[2]), parts[1], tag=tag, data=data)
+
+
+def _publish(tag, data):
     with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as bus:
         bus.fire_event(data, tag)
     log.info("ucarp: fired %s", tag)
@@ -282,15 +339,13 @@ def _pillar_fingerprint(minion):
     return digest.hexdigest()
 
 
-def _model_path(minion):
-    folder = os.path.join(_state_dir(), "models")
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    return os.path.join(folder, hashlib.sha256(minion.encode()).hexdigest()[:32] + ".json")
+def _model_key(minion):
+    return hashlib.sha256(minion.encode()).hexdigest()[:32]
 
 
 def _cached_clusters(minion, fingerprint):
     """The clusters compiled for ``minion`` with this fingerprint, from
-    memory or the disk cache (shared with ``salt-run`` and with the
+    memory or the master's cache (shared with ``salt-run`` and with the
     reactor's next loader), or None."""
     ttl = EXT_PILLAR_TTL if __opts__.get("ext_pillar") else None
 
@@ -299,11 +354,10 @@ def _cached_clusters(minion, fingerprint):
 
     found = _MODELS.get(minion)
     if not good(found):
+        saved = _fetch(MODEL_BANK, _model_key(minion))
         try:
-            with open(_model_path(minion), encoding="utf-8") as fh:
-                saved = json.load(fh)
-            found = (saved["fingerprint"], saved["at"], saved["clusters"]) if saved["minion"] == minion else None
-        except (OSError, ValueError, KeyError, TypeError):
+            found = (saved["fingerprint"], saved["at"], saved["clusters"]) if saved.get("minion") == minion else None
+        except (KeyError, TypeError):
             found = None
         if not good(found):
             return None
@@ -325,93 +379,155 @@ def _clusters(minion):
     clusters, problems = _util("normalise")(ucarp.get("clusters") or {}, ucarp.get("defaults") or {})
     if problems:
         log.warning("ucarp: the pillar of %s has problems: %s", minion, "; ".join(problems))
-    clusters = json.loads(json.dumps(clusters))  # as the disk cache gives it back
+    clusters = json.loads(json.dumps(clusters))  # as the cache gives it back
     at = time.time()
     _MODELS[minion] = (fingerprint, at, clusters)
-    path = _model_path(minion)
-    fd = os.open(f"{path}.{threading.get_ident()}.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump({"minion": minion, "fingerprint": fingerprint, "at": at, "clusters": clusters}, fh)
-    os.replace(f"{path}.{threading.get_ident()}.tmp", path)
+    _cache().store(MODEL_BANK, _model_key(minion), {"minion": minion, "fingerprint": fingerprint, "at": at,
+                                                    "clusters": clusters})  # fmt: skip
     log.debug("ucarp: compiled the pillar of %s", minion)
     return clusters
 
 
 # The reaction -------------------------------------------------------------------
 
+MAX_TEXT = 500  # longest detail or value an event may carry where text is expected
+MAX_PENDING = 256  # transitions of a cluster waiting to be confirmed; more are refused
+REJECT_WINDOW, REJECT_BURST = 60, 20  # at most this many alert/rejected per cluster per window
+UNSIGNED = (
+    "an event in a list carries the id its sender wrote, and Salt does not say who sent it; only a "
+    "single event's id is authenticated"
+)
+
+
+def _short(value, size=60):
+    """``repr(value)``, cut short: a hostile event's huge field is never echoed whole."""
+    text = repr(value)
+    return text if len(text) <= size else text[:size] + "..."
+
+
+def _count(value, low, high):
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
 
 def _check_event(tag, data, kind="transition"):
-    """The trusted sender and the checked payload of an event, or a reason to reject it.
+    """The claimed sender and the checked record of an event, or a reason to reject it.
 
     ``kind``: ``transition`` (``ucarp/<cluster>/<role>``) or ``health``
-    (``ucarp/<cluster>/health/<state>``).  The payload comes back with the
-    cluster's model as ``cluster``, from the sender's pillar.
+    (``ucarp/<cluster>/health/<state>``).  Every field is checked for type,
+    size and against the claimed sender's pillar; the record comes back
+    with the cluster's model as ``cluster`` and the pillar's host as
+    ``host``.  What the event claims is confirmed later, by that host.
     """
-    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-        return None, None, "the event carries no sender id"
-    sender, payload = data["id"], data.get("data")
+    if not isinstance(data, dict):
+        return None, None, "the event's data is not a mapping"
+    sender, payload = data.get("id"), data.get("data")
+    if not isinstance(sender, str) or not 0 < len(sender) <= 255:
+        return None, None, f"malformed sender id {_short(sender)}"
     if not isinstance(payload, dict):
         return sender, None, "the event has no data"
     name, zone = payload.get("cluster"), payload.get("zone")
+    if not isinstance(name, str) or not CLUSTER_RE.match(name):
+        return sender, None, f"malformed cluster name {_short(name)}"
+    if payload.get("kind", kind) != kind:
+        return sender, None, f"a {_short(payload.get('kind'))} record sent as a {kind} event"
+    fields = _util("record_fields")(kind)
     if kind == "transition":
-        what, good = payload.get("role"), payload.get("role") in ("master", "backup")
-        expected = f"ucarp/{name}/{what}"
+        good = payload.get("role") in ("master", "backup")
+        good = good and _count(payload.get("vhid"), 1, 255) and isinstance(payload.get("interface", ""), str)
     else:
-        what = payload.get("state")
-        good = what in ("healthy", "sick") and payload.get("action") in _util("health_actions")()
-        expected = f"ucarp/{name}/health/{what}"
-    if not isinstance(name, str) or not CLUSTER_RE.match(name) or not good:
-        return sender, None, f"malformed cluster or {'role' if kind == 'transition' else 'health state'}"
-    if tag != expected:
-        return sender, None, f"the tag {tag!r} does not match the data"
-    if not isinstance(payload.get("seq"), int) or payload["seq"] < 1 or not isinstance(payload.get("ts"), int):
-        return sender, None, "malformed sequence number or time"
-    if not isinstance(payload.get("zone_uuid"), str) or not UUID_RE.match(payload["zone_uuid"]):
-        return sender, None, "malformed zone UUID"
+        detail = payload.get("detail")
+        good = payload.get("state") in ("healthy", "sick") and payload.get("action") in _util("health_actions")()
+        good = good and (detail is None or (isinstance(detail, str) and len(detail) <= MAX_TEXT))
+    if not good:
+        return sender, None, f"malformed {'role or VHID' if kind == 'transition' else 'health state, action or detail'}"
+    if tag != _util("record_tag")(kind, name, payload):
+        return sender, None, f"the tag {_short(tag)} does not match the data"
+    if not _count(payload.get("seq"), 1, 2**53) or not _count(payload.get("ts"), 0, 2**40):
+        return sender, None, f"malformed sequence number or time ({_short(payload.get('seq'))})"
+    epoch = payload.get("epoch", "")
+    if not isinstance(epoch, str) or not (epoch == "" or _util("cursor")({"epoch": epoch, "seq": 0})):
+        return sender, None, f"malformed epoch {_short(epoch)}"
+    uuid = payload.get("zone_uuid")
+    if not _util("is_uuid")(uuid):
+        return sender, None, f"malformed zone UUID {_short(uuid)}"
+    if not _util("is_alias")(zone):
+        return sender, None, f"malformed zone {_short(zone)}"
     clusters = _clusters(sender)
-    node = clusters.get(name, {}).get("nodes", {}).get(zone) if isinstance(zone, str) else None
+    if name not in clusters:
+        return sender, None, f"no cluster {name} in the pillar of {sender}"
+    node = clusters[name]["nodes"].get(zone)
     if node is None:
-        return sender, None, f"zone {zone!r} is not a node of cluster {name} in pillar"
+        return sender, None, f"zone {zone} is not a node of cluster {name} in pillar"
     if node["host"] != sender:
         return sender, None, f"zone {zone} of cluster {name} is hosted by {node['host']}, not {sender}"
     if payload.get("vip") != clusters[name]["vip"] or payload.get("vhid") != clusters[name]["vhid"]:
         return sender, None, "the VIP or VHID does not match pillar"
-    return sender, dict(payload, cluster=clusters[name]), None
+    item = {k: payload.get(k) for k in fields}
+    item.update(kind=kind, zone=zone, uuid=uuid, epoch=epoch, seq=payload["seq"], ts=payload["ts"], host=sender)
+    item.update(key=_util("record_key")(uuid, name, kind), cluster=clusters[name])
+    return sender, item, None
 
 
-def _reject(tag, sender, data, reason):
-    name = None
-    if isinstance(data, dict) and isinstance(data.get("data"), dict):
-        name = data["data"].get("cluster")
+def _reject(tag, sender, name, reason, actual=None):
+    """Fire ``ucarp/<cluster>/alert/rejected`` (at most ``REJECT_BURST`` per
+    cluster and ``REJECT_WINDOW`` seconds: a flood of bad events is
+    counted, and the next alert says how many were not fired)."""
     safe = name if isinstance(name, str) and CLUSTER_RE.match(name) else "unknown"
-    _fire(f"ucarp/{safe}/alert/rejected", {"sender": sender, "tag": str(tag)[:200], "reason": reason})
-    log.warning("ucarp: rejected %s from %s: %s", tag, sender, reason)
+    log.warning("ucarp: rejected %s from %s: %s", _short(tag, 200), sender, reason)
+    with _Flock(safe, ".rejected"):
+        window = _fetch(REJECTED_BANK, safe)
+        now = time.time()
+        if now - window.get("start", 0) > REJECT_WINDOW:
+            window = {"start": now, "fired": 0, "suppressed": window.get("suppressed", 0)}
+        fire = window["fired"] < REJECT_BURST
+        if fire:
+            suppressed, window["suppressed"] = window.get("suppressed", 0), 0
+            window["fired"] += 1
+        else:
+            window["suppressed"] = window.get("suppressed", 0) + 1
+        _cache().store(REJECTED_BANK, safe, window)
+    if fire:
+        alert = {"sender": sender, "claimed": sender, "actual": actual, "tag": _short(tag, 200), "reason": reason}
+        if suppressed:
+            alert["suppressed"] = suppressed
+        _fire(f"ucarp/{safe}/alert/rejected", alert)
     return {"rejected": reason}
 
 
-def _holders(cluster):
-    """The zones holding the VIP, and the hypervisors that did not say (no
-    answer, or an error instead of the answer): one ``ucarp.holders`` to all
-    the cluster's hypervisors at once."""
+def _holders(cluster, after=None):
+    """The zones holding the VIP, the hypervisors that did not say (no
+    answer, or an error instead of the answer), and, with ``after``
+    (``{zone: cursor}``), each zone's records after its cursor as its own
+    hypervisor returned them (``{zone: {"uuid", "records", "host"}}``):
+    one ``ucarp.holders`` to all the cluster's hypervisors at once."""
     hosts = sorted({node["host"] for node in cluster["nodes"].values()})
-    replies = _cmd(hosts, "ucarp.holders", [cluster["name"]])
-    found, said = [], set()
+    kwarg = None if after is None else {"after": after}
+    replies = _cmd(hosts, "ucarp.holders", [cluster["name"]], kwarg)
+    found, said, records = [], set(), {}
     for host, reply in replies.items():
-        if _failure(reply) is None and isinstance(reply.get("ret"), dict):
+        ret = reply.get("ret")
+        if after is not None and _failure(reply) is None and isinstance(ret, dict):
+            for zone, got in (ret.get("records") or {}).items():
+                # Only what the hypervisor that hosts the zone says about it counts.
+                if cluster["nodes"].get(zone, {}).get("host") == host and isinstance(got, dict):
+                    records[zone] = dict(got, host=host)
+            ret = ret.get("holders")
+        if _failure(reply) is None and isinstance(ret, dict):
             said.add(host)
-            found += [{"zone": zone, "gz": host} for zone, held in reply["ret"].items() if held is True]
-    return sorted(found, key=lambda h: h["zone"]), sorted(set(hosts) - said)
+            found += [{"zone": zone, "gz": host} for zone, held in ret.items() if held is True]
+    return sorted(found, key=lambda h: h["zone"]), sorted(set(hosts) - said), records
 
 
-def _check(cluster, settle):
+def _check(cluster, settle, first=None):
     """Who holds the VIP once it settles, and the hypervisors that never
-    answered: the holders round, again only while there is not exactly one
-    holder or a hypervisor is silent (bounded: ``settle`` seconds)."""
+    answered: the holders round (``first``: its answer already at hand),
+    again only while there is not exactly one holder or a hypervisor is
+    silent (bounded: ``settle`` seconds)."""
     deadline = time.time() + settle
-    found, silent = _holders(cluster)
+    found, silent = first if first is not None else _holders(cluster)[:2]
     while (len(found) != 1 or silent) and time.time() < deadline:
         time.sleep(0.5)
-        found, silent = _holders(cluster)
+        found, silent, _ = _holders(cluster)
     return found, silent
 
 
@@ -447,10 +563,91 @@ def _act(cluster, master):
     return [result for w in work for result in done.get(w["zone"], [])]
 
 
-def _converge_once(cluster, batch):
+def _same(a, b):
+    return (a.get("epoch", ""), a.get("seq")) == (b.get("epoch", ""), b.get("seq"))
+
+
+def _well_formed(kind, record):
+    """A record as a hypervisor returned it, if it has the shape ``ucarp.records`` gives."""
+    if (
+        not isinstance(record, dict)
+        or not _count(record.get("seq"), 1, 2**53)
+        or not _count(record.get("ts"), 0, 2**40)
+    ):
+        return False
+    epoch = record.get("epoch", "")
+    return isinstance(epoch, str) and (epoch == "" or _util("cursor")({"epoch": epoch, "seq": 0}) is not None)
+
+
+def _confirm(kind, items, cursor, answer, silent):
+    """What the hypervisor's own answer (``answer``: ``{"uuid", "records",
+    "host"}`` from an authenticated return, or None) confirms of the records
+    ``items`` (one node's, as events claimed them).
+
+    Returns the records to take (the hypervisor's, after ``cursor``: with
+    no cursor yet, from the first one an event claims), the items it did
+    not confirm with the reason, and the items to keep for later (their
+    hypervisor did not answer).
+    """
+    head = items[0]
+    if answer is None:
+        if head["host"] in silent:
+            return [], [], items
+        return [], [(i, f"{head['host']} returned no records of {head['zone']}") for i in items], []
+    if answer.get("uuid") != head["uuid"]:
+        why = f"{head['zone']} on {head['host']} is the zone {_short(answer.get('uuid'))}, not {head['uuid']}"
+        return [], [(i, why) for i in items], []
+    got = [r for r in answer.get("records") or [] if _well_formed(kind, r)]
+    if cursor is None:
+        starts = [n for n, r in enumerate(got) if any(_same(r, i) for i in items)]
+        got = got[starts[0] :] if starts else []
+    fields = ("ts", *_util("record_fields")(kind))
+    rejected = []
+    for item in items:
+        match = next((r for r in got if _same(r, item)), None)
+        if match is None:
+            rejected.append((item, f"{head['host']} has no record {item['seq']} of {head['zone']}: {UNSIGNED}"))
+        elif any(match.get(f) != item.get(f) for f in fields):
+            rejected.append((item, f"record {item['seq']} of {head['zone']} is not what {head['host']} recorded"))
+    return got, rejected, []
+
+
+def _by_key(items):
+    grouped = {}
+    for item in items:
+        grouped.setdefault(item["key"], []).append(item)
+    return grouped
+
+
+def _take(state, kind, claimed, records):
+    """Take a node's confirmed ``records`` (in order): advance its cursor,
+    keep each in the history.  ``claimed``: the node's items, as events
+    claimed them (when each was received).  The records as the reaction
+    reports them."""
+    head = claimed[0]
+    name = head["cluster"]["name"]
+    received = {_record_id(i): i["received"] for i in claimed}
+    # A record no event claimed (the master missed it) counts as received with the next one that came.
+    when, later = {}, max(received.values())
+    for record in reversed(records):
+        later = when[_record_id(record)] = received.get(_record_id(record), later)
+    taken = []
+    for record in records:
+        entry = {k: record.get(k) for k in ("epoch", "seq", "ts", *_util("record_fields")(kind))}
+        entry.update(zone=head["zone"], gz=head["host"], key=head["key"], received=when[_record_id(record)])
+        state["cursors"][head["key"]] = _util("advance")(state["cursors"].get(head["key"]), record)
+        if kind == "transition" and entry["received"] >= (state.get("last") or {}).get("received", 0):
+            state["last"] = {k: entry[k] for k in (*TRANSITION_KEYS, "received")}
+        _keep(kind, name, record=entry)
+        taken.append(entry)
+    return taken
+
+
+def _converge_once(cluster, batch, first=None):
     """One convergence of a cluster on who holds its VIP now, for the
-    transitions in ``batch`` (in the order they came): the holders round,
-    then the actions round, then one event.  Its result and the alert to keep.
+    confirmed transitions in ``batch`` (in the order they came): the
+    holders round (``first``: its answer already at hand), then the actions
+    round, then one event.  Its result and the alert to keep.
 
     The actions follow the holder found, not the events: events of several
     nodes may be handled in any order (an election at start-up, say), and
@@ -459,7 +656,7 @@ def _converge_once(cluster, batch):
     name = cluster["name"]
     last = batch[-1]
     timings = {"transition": last["ts"], "received": last["received"]}
-    found, silent = _check(cluster, settle=cluster["advbase"] * cluster["deadratio"] + 3)
+    found, silent = _check(cluster, settle=cluster["advbase"] * cluster["deadratio"] + 3, first=first)
     timings["checked"] = time.time()
     report = {
         "cluster": name,
@@ -486,51 +683,93 @@ def _converge_once(cluster, batch):
     return {"complete": master, "actions": actions}, None
 
 
-TRANSITION_KEYS = ("zone", "gz", "role", "seq", "ts")
+TRANSITION_KEYS = ("zone", "gz", "role", "epoch", "seq", "ts")
 FOLLOW_UP = 30  # seconds a convergence that ended in an alert keeps watching for one holder
 VIP_ALERTS = ("no-master", "split-brain", "unknown")  # alerts about who holds the VIP
 
 
+def _ident(item):
+    return (item["key"], item.get("epoch", ""), item["seq"])
+
+
 def _converge(name, cluster):
-    """Converge the cluster on its VIP once for every transition recorded
-    and not yet converged on (``pending`` in its state).
+    """Confirm the transitions events have claimed (``pending``) and converge
+    the cluster on its VIP once for every transition confirmed and not yet
+    converged on (``ready``).
+
+    The claimed transitions are confirmed in the first holders round: each
+    node's hypervisor returns its records after the master's cursor, so
+    what an event claims is taken only if the hypervisor that hosts the
+    zone says so in its own return, and a record the master missed comes
+    with it.  What is not confirmed is rejected and changes nothing.
 
     Runs at most one convergence of a cluster at a time, with at most one
     more queued: a thread that finds one queued leaves its transitions to
     it (it reads ``pending`` when it starts, so it covers them) and returns
     at once.  Three locks, always taken in this order: the queue (held
     from the wait until the queued convergence has read ``pending``), the
-    convergence, the state.  The convergence acknowledges each
-    transition it covered to its sender once it is done.  The results of
-    the convergence this call ran (none: another one covers its transitions).
+    convergence, the state.  Once done, the convergence acknowledges to
+    each hypervisor the records of its own it confirmed.
     """
     queue = _Flock(name, ".queue")
     if not queue.acquire(wait=False):
         return []  # a convergence is queued: it will read this call's transitions
+    acks = {}
     try:
         with _converging(name):
             with _locked(name):
-                batch = list(_load(name)["pending"])
+                state = _load(name)
+                cursors = state["cursors"]
+                # Claims an earlier round has already confirmed (it took every record after the cursor) are done.
+                covered = [p for p in state["pending"] if _util("covers")(cursors.get(p["key"]), p)]
+                if covered:
+                    state["pending"] = [p for p in state["pending"] if p not in covered]
+                    _save(name, state)
+                batch, ready = list(state["pending"]), list(state.setdefault("ready", []))
                 queue.release()  # from now on a new transition queues the next convergence
-            if not batch:
+            if not batch and not ready:
                 return []  # the one before covered them
-            cluster = _clusters(batch[-1]["gz"]).get(name) or cluster
-            result, alert = _converge_once(cluster, batch)
+            cluster = _clusters(batch[-1]["host"] if batch else ready[-1]["gz"]).get(name) or cluster
+            first, rejected = None, []
+            if batch:
+                found, silent, answers = _holders(cluster, {i["zone"]: cursors.get(i["key"]) for i in batch})
+                first = (found, silent)
+                with _locked(name):
+                    state = _load(name)
+                    done = set()
+                    for key, claimed in _by_key(batch).items():
+                        items = [dict(i, cluster=cluster) for i in claimed]
+                        got, bad, later = _confirm("transition", items, cursors.get(key), answers.get(items[0]["zone"]),
+                                                   silent)  # fmt: skip
+                        rejected += bad
+                        fresh = [r for r in got if not _util("covers")(state["cursors"].get(key), r)]
+                        state["ready"] = state.setdefault("ready", []) + _take(state, "transition", items, fresh)
+                        done |= {_ident(i) for i in items if i not in later}
+                    state["pending"] = [p for p in state["pending"] if _ident(p) not in done]
+                    state["ready"].sort(key=lambda r: r["received"])  # in the order the events came
+                    ready = list(state["ready"])
+                    _save(name, state)
+            for item, reason in rejected:
+                _reject(_util("record_tag")("transition", name, item), item["claimed"], name, reason)
+            if not ready:
+                out = {"rejected": [reason for _item, reason in rejected]} if rejected else {}
+                hosts = sorted({i["host"] for i in batch} & set(first[1] if first else []))
+                if hosts:  # kept in pending, not acknowledged: the beacon sends it again
+                    out["unconfirmed"] = f"{', '.join(hosts)} did not answer: the records wait to be confirmed"
+                return [out] if out else []
+            result, alert = _converge_once(cluster, ready, first)
             with _locked(name):
                 state = _load(name)
-                covered = {(each["key"], each["seq"]) for each in batch}
-                state["pending"] = [p for p in state["pending"] if (p["key"], p["seq"]) not in covered]
+                covered = {_ident(r) for r in ready}
+                state["ready"] = [r for r in state.get("ready", []) if _ident(r) not in covered]
                 state["alert"] = alert
+                for record in ready:
+                    acks[record["key"]] = (record["gz"], state["cursors"].get(record["key"]))
                 _save(name, state)
     finally:
         queue.release()
-    acks = {}
-    for each in batch:
-        if each.get("ack"):
-            where = (each["gz"], each["ack"])
-            acks[where] = max(each["seq"], acks.get(where, 0))
-    for (sender, key), seq in sorted(acks.items()):
-        _send_ack(sender, key, seq)
+    for key, (host, cur) in sorted(acks.items()):
+        _send_ack(host, key, cur)
     return [result]
 
 
@@ -538,23 +777,28 @@ def transition(tag=None, data=None):
     """
     Handle one ``ucarp/<cluster>/<role>`` event (the reactor calls this).
 
-    The transition is recorded (the cluster's last transition, the node's
-    cursor), then the cluster converges on who holds its VIP.  While a
-    convergence of the cluster runs, the next one is queued and covers
-    every transition recorded until it starts: a backlog of transitions (a
-    cluster's start-up election) converges once or twice, not once per
-    event.
+    The event only claims a transition: it is checked against the claimed
+    sender's pillar, then confirmed by the hypervisor that hosts the zone,
+    in its own return to the first holders round, and only then recorded
+    (the node's cursor, the cluster's last transition, the history) and
+    converged on.  An event the hypervisor does not confirm (a minion that
+    sent an event list claiming another minion's id, say) changes nothing
+    and fires ``ucarp/<cluster>/alert/rejected``.  While a convergence of
+    the cluster runs, the next one is queued and covers every transition
+    claimed until it starts: a backlog of transitions (a cluster's start-up
+    election) converges once or twice, not once per event.
 
     tag
         The event's tag.
 
     data
-        The event's data as the master received it: the sender's minion id
-        in ``id`` (checked by the master), the beacon's payload in ``data``.
+        The event's data as the master received it: the claimed sender in
+        ``id``, the beacon's record in ``data``.
 
     Returns the results of the convergence it ran (``complete`` with the
-    holder and the actions, or ``alert``), an empty list when another
-    convergence covers its transition, or ``rejected`` / ``duplicate``.
+    holder and the actions, ``alert``, or ``rejected`` with the reasons),
+    an empty list when another convergence covers its transition, or
+    ``rejected`` / ``duplicate``.
 
     CLI Example:
 
@@ -569,10 +813,12 @@ def health(tag=None, data=None):
     """
     Handle one ``ucarp/<cluster>/health/<healthy|sick>`` event (the reactor calls this).
 
-    Records the node's health for ``ucarp.status``.  A sick master that
-    keeps the VIP because no peer is healthy fires
-    ``ucarp/<cluster>/alert/all-unhealthy``; the alert clears when a node is
-    healthy again.
+    Once the zone's hypervisor confirms the record (``ucarp.records``, an
+    authenticated return), records the node's health for ``ucarp.status``
+    and the history.  A sick master that keeps the VIP because no peer is
+    healthy fires ``ucarp/<cluster>/alert/all-unhealthy``; the alert clears
+    when a node is healthy again.  A record its hypervisor does not confirm
+    changes nothing and fires ``ucarp/<cluster>/alert/rejected``.
 
     CLI Example:
 
@@ -584,120 +830,90 @@ def health(tag=None, data=None):
 
 
 def _ingest(tag, data, kind):
-    """Check an event, handle it, and acknowledge it to its sender.
-
-    Handled, repeated and rejected records are all acknowledged: the beacon
-    sends a record again only when nothing on the master dealt with it.  A
-    transition is acknowledged by the convergence that covers it, once that
-    is done.  A handler that fails acknowledges nothing, so the record
-    comes again.
-    """
+    """Check an event and handle it: anything malformed or hostile is rejected."""
     received = time.time()
     sender, item, reason = _check_event(tag, data, kind)
     if reason:
-        result = _reject(tag, sender, data, reason)
-    elif kind == "transition":
-        return _record(sender, item, received, _ack_key(data))
-    else:
-        result = _handle_health(sender, item, received)
-    _ack(sender, data)
-    return result
+        payload = data.get("data") if isinstance(data, dict) else None
+        return _reject(tag, sender, payload.get("cluster") if isinstance(payload, dict) else None, reason)
+    item["claimed"] = sender
+    if kind == "transition":
+        return _record(item, received)
+    return _handle_health(item, received)
 
 
-def _ack_key(data):
-    """The beacon's cursor to acknowledge a record on (None: it asks for none)."""
-    payload = data.get("data") if isinstance(data, dict) else None
-    key = payload.get("ack") if isinstance(payload, dict) else None
-    return key if isinstance(key, str) and ACK_KEY_RE.match(key) else None
-
-
-def _ack(sender, data):
-    """Acknowledge the event's own record to its sender."""
-    payload = data.get("data") if isinstance(data, dict) else None
-    key, seq = _ack_key(data), payload.get("seq") if isinstance(payload, dict) else None
-    if isinstance(sender, str) and key and isinstance(seq, int) and seq >= 1:
-        _send_ack(sender, key, seq)
-
-
-def _send_ack(sender, key, seq):
-    """Tell the sender's beacon that its records up to ``seq`` are dealt with (``ucarp.ack``, no wait)."""
+def _send_ack(host, key, cur):
+    """Tell the host's beacon that its records of ``key`` up to the cursor
+    ``cur`` are dealt with (``ucarp.ack``, no wait).  Only ever a cursor
+    made of records that host confirmed."""
+    if cur is None:
+        return
     try:
-        _local().cmd_async([sender], "ucarp.ack", [key, seq], tgt_type="list")
+        _local().cmd_async([host], "ucarp.ack", [key, cur["seq"]], tgt_type="list", kwarg={"epoch": cur["epoch"]})
     except Exception as exc:  # noqa: BLE001 - without the ack the beacon only sends the record again
-        log.warning("ucarp: could not acknowledge %s %s to %s: %s", key, seq, sender, exc)
+        log.warning("ucarp: could not acknowledge %s %s to %s: %s", key, cur, host, exc)
 
 
-def _node_key(sender, item, kind):
-    return f"{sender}/{item['zone']}/{item['zone_uuid']}" + ("/health" if kind == "health" else "")
-
-
-def _missed(sender, item, fetch, last):
-    """The records of the node between ``last`` and the event's, from the
-    zone's own record (what the master missed while it was down)."""
-    try:
-        missed = _call(sender, fetch, item["zone"], item["cluster"]["name"], since=last)
-    except _CallError as exc:
-        log.warning("ucarp: could not fill the gap after record %s of %s: %s", last, item["zone"], exc)
-        return []
-    if not isinstance(missed, list):
-        return []
-    return [dict(item, **m) for m in missed if isinstance(m, dict) and last < m.get("seq", 0) < item["seq"]]
-
-
-def _record(sender, item, received, ack):
-    """Record a transition (and any the master missed before it) once and in
-    order, then converge the cluster.  A repeat changes nothing, unless
-    transitions recorded earlier still wait for a convergence (one was cut
-    short): then it runs."""
+def _record(item, received):
+    """Keep a claimed transition for the next convergence, which confirms
+    it, and converge.  A repeat changes nothing, unless transitions still
+    wait for a convergence (one was cut short): then it runs."""
     name = item["cluster"]["name"]
-    key = _node_key(sender, item, "transition")
+    entry = {k: item[k] for k in ("key", "kind", "zone", "uuid", "host", "claimed", "epoch", "seq", "ts", "role")}
+    entry.update(vhid=item["vhid"], interface=item.get("interface"), received=received)
     with _locked(name):
         state = _load(name)
-        last = state["cursors"].get(key)
-        if last is not None and item["seq"] <= last:
-            waiting = bool(state["pending"])
-        else:
-            waiting = None
-            todo = (
-                _missed(sender, item, "ucarp.transitions", last) if last is not None and item["seq"] > last + 1 else []
-            )
-            for each in [*todo, item]:
-                record = {k: each[k] for k in ("zone", "role", "seq", "ts")}
-                record.update(gz=sender, received=received, key=key, ack=ack)
-                state["last"] = {k: record[k] for k in (*TRANSITION_KEYS, "received")}
-                state["cursors"][key] = each["seq"]
-                state["pending"].append(record)
+        cur = state["cursors"].get(item["key"])
+        repeat = _util("covers")(cur, item) or any(_ident(p) == _ident(item) for p in state["pending"])
+        busy = bool(state["pending"] or state.get("ready"))
+        full = not repeat and len(state["pending"]) >= MAX_PENDING
+        if not repeat and not full:
+            state["pending"].append(entry)
             _save(name, state)
-    if waiting is not None:
-        if ack:
-            _send_ack(sender, ack, item["seq"])
-        if waiting:
+    if full:
+        return _reject(_util("record_tag")("transition", name, item), item["claimed"], name,
+                       f"{MAX_PENDING} transitions of cluster {name} already wait to be confirmed")  # fmt: skip
+    if repeat:
+        if _util("covers")(cur, item):
+            _send_ack(item["host"], item["key"], cur)  # what that host confirmed earlier
+        if busy:
             _converge(name, item["cluster"])
         return {"duplicate": item["seq"]}
     return _converge(name, item["cluster"])
 
 
-def _handle_health(sender, item, received):
-    """Handle each health record of a node once and in order.
-
-    A gap in the sequence is filled from the zone's own record (what the
-    master missed while it was down), a repeat is ignored.
-    """
+def _handle_health(item, received):
+    """Confirm a claimed health record with its hypervisor and handle each
+    of the node's records after the master's cursor once and in order (a
+    record the master missed comes with it); a repeat is ignored."""
     name = item["cluster"]["name"]
-    key = _node_key(sender, item, "health")
     results = []
     with _locked(name):
         state = _load(name)
-        last = state["cursors"].get(key)
-        if last is not None and item["seq"] <= last:
-            return {"duplicate": item["seq"]}
-        todo = (
-            _missed(sender, item, "ucarp.health_records", last) if last is not None and item["seq"] > last + 1 else []
-        )
-        for each in [*todo, item]:
-            results.append(_health(dict(each, gz=sender, received=received), state))
-            state["cursors"][key] = each["seq"]
-            _save(name, state)
+        cur = state["cursors"].get(item["key"])
+        if _util("covers")(cur, item):
+            repeat = True
+        else:
+            repeat = False
+            try:
+                answer = _call(item["host"], "ucarp.records", item["zone"], name, "health", after=cur)
+            except _CallError as exc:
+                log.warning("ucarp: %s did not confirm health record %s of %s: %s", item["host"], item["seq"],
+                            item["zone"], exc)  # fmt: skip
+                return {"unconfirmed": str(exc)}  # not acknowledged: the beacon sends it again
+            got, rejected, _later = _confirm("health", [item], cur, answer if isinstance(answer, dict) else None, [])
+            if not rejected:
+                for record in _take(state, "health", [dict(item, received=received)], got):
+                    results.append(_health(dict(record, cluster=item["cluster"]), state))
+                _save(name, state)
+                cur = state["cursors"].get(item["key"])
+    if repeat:
+        _send_ack(item["host"], item["key"], cur)
+        return {"duplicate": item["seq"]}
+    if rejected:
+        ((_item, reason),) = rejected
+        return _reject(_util("record_tag")("health", name, item), item["claimed"], name, reason)
+    _send_ack(item["host"], item["key"], cur)
     return results
 
 
@@ -705,7 +921,7 @@ def _health(item, state):
     """Record one health change; raise or clear the all-unhealthy alert."""
     cluster = item["cluster"]
     name = cluster["name"]
-    node = {k: item.get(k) for k in ("gz", "state", "action", "detail", "seq", "ts")}
+    node = {k: item.get(k) for k in ("gz", "state", "action", "detail", "epoch", "seq", "ts")}
     state.setdefault("health", {})[item["zone"]] = node
     report = {"cluster": name, "vip": cluster["vip"], "zone": item["zone"], "health": state["health"]}
     alert = state.get("alert") or {}
@@ -770,6 +986,121 @@ def status(tgt="*", timeout=30):
         else:
             info["alert"] = state.get("alert")
     return report
+
+
+# History -----------------------------------------------------------------------
+
+_DURATION_RE = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _since_time(since):
+    """``since`` as a time: seconds since the epoch, an ISO 8601 time, or a
+    duration back from now (``90s``, ``30m``, ``2h``, ``7d``)."""
+    if since is None:
+        return None
+    if isinstance(since, (int, float)) and not isinstance(since, bool):
+        return float(since)
+    text = str(since).strip()
+    match = _DURATION_RE.match(text)
+    if match:
+        return time.time() - int(match.group(1)) * _UNITS[match.group(2)]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise _Refused(f"since={since!r}: give seconds since the epoch, an ISO 8601 time or 30m, 2h, 7d") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
+def _summary(entry):
+    """One line saying what a history entry is."""
+    data, record = entry.get("data") or {}, entry.get("record") or {}
+    kind = entry.get("kind")
+    if kind == "transition":
+        return f"{record.get('zone')} on {record.get('gz')} became {record.get('role')} (record {record.get('seq')})"
+    if kind == "health":
+        detail = f": {record['detail']}" if record.get("detail") else ""
+        return f"{record.get('zone')} on {record.get('gz')} {record.get('state')}, {record.get('action')}{detail}"
+    what = entry.get("tag", "").split("/", 2)[-1]
+    if kind == "reaction":
+        master, timings = data.get("master") or {}, data.get("timings") or {}
+        took, end, begin = "", timings.get("actions_done"), timings.get("transition")
+        if isinstance(end, (int, float)) and isinstance(begin, (int, float)):
+            took = f" in {end - begin:.1f} s"
+        actions = data.get("actions") or []
+        done = sum(1 for a in actions if isinstance(a, dict) and a.get("ok"))
+        return f"{master.get('zone')} on {master.get('gz')} holds the VIP; {done}/{len(actions)} actions ok{took}"
+    if kind == "alert":
+        why = data.get("reason") or ", ".join(h.get("zone", "?") for h in data.get("holders") or []) or ""
+        return f"{what}{': ' + why if why else ''}"
+    return f"{what}: {data.get('comment') or data.get('reason') or data.get('to') or ''}".rstrip(": ")
+
+
+def history(name=None, since=None, limit=50):
+    """
+    List what happened to the clusters, newest last: every transition and
+    health change its hypervisor confirmed, every reaction (with its
+    actions and timings), switchover, rollout and alert.
+
+    Kept on the master in Salt's own cache (``salt.cache``: the master's
+    configured ``cache`` backend), at most ``history_size`` entries (1000
+    by default; set ``ucarp: {history_size: N}`` in the master config), the
+    oldest dropped first.
+
+    name
+        Only this cluster.
+
+    since
+        Only entries after this time: seconds since the epoch, an ISO 8601
+        time, or a duration back from now (``30m``, ``2h``, ``7d``).
+
+    limit
+        At most this many entries, the newest (default 50; 0: all).
+
+    A table by default; with ``--out=json`` (or any other outputter) the
+    entries themselves, each with ``at``, ``kind``, ``cluster`` and its
+    record or event.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run ucarp.history
+        salt-run ucarp.history web since=2h
+        salt-run ucarp.history limit=0 --out=json
+    """
+    try:
+        if name is not None and (not isinstance(name, str) or not CLUSTER_RE.match(name)):
+            raise _Refused(f"{name!r} is not a cluster name")
+        if not _count(limit, 0, 10**9):
+            raise _Refused(f"limit={limit!r}: give a number of entries (0: all)")
+        start = _since_time(since)
+    except _Refused as exc:
+        __context__["retcode"] = 1
+        return {"result": False, "comment": f"refused: {exc}"}
+    found = [
+        e
+        for e in _entries()
+        if (name is None or e.get("cluster") == name) and (start is None or e.get("at", 0) > start)
+    ]
+    found = found[-limit:] if limit else found
+    if __opts__.get("output") not in (None, "", "nested", "txt", "table"):
+        return found
+    rows = [("time (UTC)", "cluster", "kind", "what")]
+    for entry in found:
+        when = datetime.datetime.fromtimestamp(entry.get("at", 0), datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        rows.append((when, str(entry.get("cluster")), str(entry.get("kind")), _summary(entry)))
+    widths = [max(len(row[n]) for row in rows) for n in range(3)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
+        for row in rows
+    )
 
 
 def _fleet(tgt="*", timeout=30):
@@ -874,7 +1205,7 @@ def _wait(deadline, test):
 
 
 def _only_holder(cluster, zone):
-    found, silent = _holders(cluster)
+    found, silent, _ = _holders(cluster)
     return not silent and [h["zone"] for h in found] == [zone]
 
 
@@ -889,8 +1220,13 @@ def _last_transition(cluster, zone):
 
 
 def _master_again(cluster, zone, since):
+    """Whether the node's last transition is a master record other than ``since``."""
     last = _last_transition(cluster, zone)
-    return last is not None and last.get("seq", 0) > since and last.get("role") == "master"
+    return last is not None and _record_id(last) != since and last.get("role") == "master"
+
+
+def _record_id(record):
+    return None if record is None else (record.get("epoch", ""), record.get("seq"))
 
 
 def _hand_over(cluster, master, to):
@@ -923,9 +1259,8 @@ def _hand_over(cluster, master, to):
 
 
 def _last_seq(cluster, zone):
-    """The sequence number of a node's last recorded transition (0: none)."""
-    last = _last_transition(cluster, zone)
-    return last.get("seq", 0) if last is not None else 0
+    """The epoch and number of a node's last recorded transition (None: none)."""
+    return _record_id(_last_transition(cluster, zone))
 
 
 def _master_in_place(cluster, holder, others, since, step, not_again):
@@ -953,7 +1288,7 @@ def _undo(cluster):
     A node holding the VIP keeps running (its override is simply dropped);
     the others restart normally.
     """
-    found, _silent = _holders(cluster)
+    found, _silent, _ = _holders(cluster)
     holding = {h["zone"] for h in found}
     for zone, node in sorted(cluster["nodes"].items()):
         try:

@@ -13,10 +13,20 @@ import copy
 import ipaddress
 import re
 
-TRANSITION_RE = re.compile(r"^(\d+) (\d+) (master|backup) (\S+) (\S+) (\d+) (\S+)$")
+# The records a zone keeps for the global zone's beacon, one line each,
+# appended by ``ucarp-record``: ``<seq>@<epoch> <time> ...``.  The epoch is
+# a random token the recorder draws again whenever the file's history may
+# have gone back (see ``records_after``); lines written before epochs have none.
+RECORD_KINDS = ("transition", "health")
+EPOCH_RE = re.compile(r"^[0-9a-f]{16}$")
+_HEAD = r"^(\d+)(?:@([0-9a-f]{16}))? (\d+) "
+TRANSITION_RE = re.compile(_HEAD + r"(master|backup) (\S+) (\S+) (\d+) (\S+)$")
 # What the agent did about a health change (ucarp-agent's note()).
 HEALTH_ACTIONS = ("eligible", "ineligible", "stepped-down", "kept-vip")
-HEALTH_RE = re.compile(rf"^(\d+) (\d+) (healthy|sick) (\S+) ({'|'.join(HEALTH_ACTIONS)})(?: (.*))?$")
+HEALTH_RE = re.compile(_HEAD + rf"(healthy|sick) (\S+) ({'|'.join(HEALTH_ACTIONS)})(?: (.*))?$")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+RECORD_KEY_RE = re.compile(UUID_RE.pattern[:-1] + r"/[A-Za-z0-9][A-Za-z0-9_-]{0,62}/(transition|health)$")
+PASSED_EPOCHS = 32  # epochs a cursor remembers having left (a file rolled back to one of them is not replayed)
 
 PILLAR_ROOT = "ucarp:clusters"
 STANDARD64 = "d34c301e-10c3-11e4-9b79-5f67ca448df0"
@@ -68,7 +78,7 @@ LIB = "/opt/local/lib/ucarp"
 MANIFEST_PATH = "/opt/local/lib/svc/manifest/ucarp.xml"
 TRANSITIONS_DIR = "/var/db/ucarp"
 SERVICE = "svc:/network/ucarp"
-HOOK_FILES = ("ucarp-method", "ucarp-agent", "vip-hook", "vip-up", "vip-down", "peer-master")
+HOOK_FILES = ("ucarp-method", "ucarp-agent", "ucarp-record", "vip-hook", "vip-up", "vip-down", "peer-master")
 # The ones a running instance has read: a change restarts it.  ucarp runs
 # the others afresh at each transition, so their change needs no restart
 # (and a restart of the master's ucarp would move its VIP).
@@ -699,35 +709,176 @@ def health_actions():
     return HEALTH_ACTIONS
 
 
-def parse_health(text, cluster):
-    """The well-formed health records of ``cluster`` in a health file, by sequence."""
+# Records: one vocabulary for the hooks, the beacon, the module and the runner.
+
+
+def record_kinds():
+    """The kinds of record a node keeps: ``transition`` (its hooks, one per
+    VIP change) and ``health`` (its agent, one per health change)."""
+    return RECORD_KINDS
+
+
+def record_path(kind, cluster):
+    """Where a zone keeps the records of ``kind`` for ``cluster``."""
+    if kind not in RECORD_KINDS:
+        raise ValueError(f"unknown record kind {kind!r}")
+    return transitions_path(cluster) if kind == "transition" else health_path(cluster)
+
+
+def record_key(zone_uuid, cluster, kind):
+    """The name of one node's records of one kind, the same on the
+    hypervisor (the beacon's cursor, its acknowledgements) and on the
+    master (the runner's cursor): ``<zone uuid>/<cluster>/<kind>``.  The
+    zone's UUID, not its alias: a zone reprovisioned under another UUID
+    starts afresh."""
+    return f"{zone_uuid}/{cluster}/{kind}"
+
+
+def is_record_key(key):
+    """Whether ``key`` is a well-formed ``record_key``."""
+    return isinstance(key, str) and bool(RECORD_KEY_RE.match(key))
+
+
+def is_uuid(value):
+    """Whether ``value`` is a VM UUID as vmadm writes them."""
+    return isinstance(value, str) and bool(UUID_RE.match(value))
+
+
+def is_alias(value):
+    """Whether ``value`` is a zone alias the formula accepts."""
+    return isinstance(value, str) and bool(ALIAS_RE.match(value))
+
+
+def migrated_record_key(key):
+    """``key`` as a ``record_key``: the same, or one written before kinds
+    were named (``<uuid>/<cluster>`` for transitions); None if it is neither."""
+    if is_record_key(key):
+        return key
+    if isinstance(key, str) and is_record_key(f"{key}/transition"):
+        return f"{key}/transition"
+    return None
+
+
+def record_tag(kind, cluster, record):
+    """The event tag a record is sent as: ``ucarp/<cluster>/<role>`` for a
+    transition, ``ucarp/<cluster>/health/<state>`` for a health change."""
+    if kind == "transition":
+        return f"ucarp/{cluster}/{record['role']}"
+    return f"ucarp/{cluster}/health/{record['state']}"
+
+
+def record_fields(kind):
+    """The fields of a record of ``kind`` besides ``epoch``, ``seq`` and ``ts``."""
+    return ("role", "vhid", "interface") if kind == "transition" else ("state", "action", "detail")
+
+
+def parse_records(kind, text, cluster, vip=None):
+    """The well-formed records of ``cluster`` in a record file, in order:
+    epochs as they first appear in the file, each by number.
+
+    The file is the zone's: lines that do not parse, or that name another
+    cluster (or, for transitions, another VIP), are ignored; of two lines with
+    the same epoch and number the last is kept.
+    """
     found = {}
+    pattern = TRANSITION_RE if kind == "transition" else HEALTH_RE
     for line in text.splitlines():
-        match = HEALTH_RE.match(line.strip())
-        if not match or match.group(4) != cluster:
+        match = pattern.match(line.strip())
+        if not match:
             continue
-        seq, epoch, state, _name, action, detail = match.groups()
-        found[int(seq)] = {"seq": int(seq), "ts": int(epoch), "state": state, "action": action,
-                           "detail": (detail or "").strip() or None}  # fmt: skip
-    return [found[seq] for seq in sorted(found)]
+        seq, epoch, ts = int(match.group(1)), match.group(2) or "", int(match.group(3))
+        if kind == "transition":
+            role, name, address, vhid, iface = match.groups()[3:]
+            if name != cluster or address != vip:
+                continue
+            record = {"role": role, "vhid": int(vhid), "interface": iface}
+        else:
+            state, name, action, detail = match.groups()[3:]
+            if name != cluster:
+                continue
+            record = {"state": state, "action": action, "detail": (detail or "").strip() or None}
+        found.setdefault(epoch, {})[seq] = dict(record, epoch=epoch, seq=seq, ts=ts)
+    return [each[seq] for each in found.values() for seq in sorted(each)]
 
 
 def parse_transitions(text, cluster, vip):
-    """The well-formed transitions of ``cluster`` in a transitions file, by sequence.
+    """``parse_records`` of a transitions file."""
+    return parse_records("transition", text, cluster, vip)
 
-    The file is the zone's: lines that do not parse, or that name another
-    cluster or VIP, are ignored.
+
+def parse_health(text, cluster):
+    """``parse_records`` of a health file."""
+    return parse_records("health", text, cluster)
+
+
+def cursor(value):
+    """A reader's place in a node's records, well-formed, or None (nothing read yet).
+
+    ``{"epoch", "seq", "passed"}``: the last record taken, and the epochs
+    left before it (at most ``PASSED_EPOCHS``).  A bare number is a cursor
+    from before epochs.
     """
-    found = {}
-    for line in text.splitlines():
-        match = TRANSITION_RE.match(line.strip())
-        if not match:
-            continue
-        seq, epoch, role, name, address, vhid, iface = match.groups()
-        if name != cluster or address != vip:
-            continue
-        found[int(seq)] = {"seq": int(seq), "ts": int(epoch), "role": role, "vhid": int(vhid), "interface": iface}
-    return [found[seq] for seq in sorted(found)]
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and value >= 0:
+        return {"epoch": "", "seq": value, "passed": []}
+    if not isinstance(value, dict):
+        return None
+    epoch, seq, passed = value.get("epoch", ""), value.get("seq"), value.get("passed", [])
+    if not (epoch == "" or (isinstance(epoch, str) and EPOCH_RE.match(epoch))):
+        return None
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0 or not isinstance(passed, list):
+        return None
+    passed = [p for p in passed if isinstance(p, str) and (p == "" or EPOCH_RE.match(p)) and p != epoch]
+    return {"epoch": epoch, "seq": seq, "passed": passed[-PASSED_EPOCHS:]}
+
+
+def covers(cur, record):
+    """Whether the record ``{"epoch", "seq"}`` is at or before the cursor:
+    the cursor's epoch up to its number, or an epoch it has left."""
+    cur = cursor(cur)
+    if cur is None:
+        return False
+    epoch = record.get("epoch", "")
+    if epoch == cur["epoch"]:
+        return record["seq"] <= cur["seq"]
+    return epoch in cur["passed"]
+
+
+def advance(cur, record):
+    """The cursor once ``record`` is taken.  A record of an epoch the cursor
+    has left changes nothing (a late acknowledgement, say)."""
+    cur = cursor(cur)
+    epoch, seq = record.get("epoch", ""), record["seq"]
+    if cur is None:
+        return {"epoch": epoch, "seq": seq, "passed": []}
+    if epoch == cur["epoch"]:
+        return dict(cur, seq=max(seq, cur["seq"]))
+    if epoch in cur["passed"]:
+        return cur
+    return {"epoch": epoch, "seq": seq, "passed": (cur["passed"] + [cur["epoch"]])[-PASSED_EPOCHS:]}
+
+
+def records_after(records, cur, limit=None):
+    """The records not yet taken by the cursor ``cur``, in file order.
+
+    They are the ones after the last record the cursor covers.  The
+    recorder starts a new epoch whenever the file may have gone back
+    (emptied, replaced by an older copy, the zone rolled back to a
+    snapshot or reprovisioned, the instance started again), so:
+
+    - a file emptied or new: every record is after the cursor;
+    - a file rolled back: what the cursor covers is not given again, and
+      what was written since (a new epoch) is.
+
+    ``limit``: at most this many, the newest.
+    """
+    last = -1
+    for index, record in enumerate(records):
+        if covers(cur, record):
+            last = index
+    found = records[last + 1 :]
+    return found[-limit:] if limit else found
 
 
 def action_function(kind):

@@ -3,6 +3,7 @@
 import logging
 
 import pytest
+import salt.config
 from support import load_salt_module
 
 UTIL = load_salt_module("_utils", "ucarp_model")
@@ -142,7 +143,9 @@ class Fleet:
 @pytest.fixture
 def runner(tmp_path, monkeypatch):
     module = load_salt_module(
-        "_runners", "ucarp", opts={"cachedir": str(tmp_path), "sock_dir": str(tmp_path), "conf_file": ""}
+        "_runners",
+        "ucarp",
+        opts=dict(salt.config.DEFAULT_MASTER_OPTS, cachedir=str(tmp_path), sock_dir=str(tmp_path), conf_file=""),
     )
     module.__utils__ = UTILS
     module.pillar = pillar()

@@ -482,10 +482,11 @@ def test_parse_health_keeps_the_last_good_record_of_each_seq():
         ]
     )
     assert model_util.parse_health(text, "web") == [
-        {"seq": 1, "ts": 1700000000, "state": "healthy", "action": "eligible", "detail": None},
-        {"seq": 2, "ts": 1700000012, "state": "sick", "action": "kept-vip", "detail": "command check 1 exited 1"},
-        {"seq": 6, "ts": 1700000030, "state": "healthy", "action": "ineligible", "detail": None},
-    ]
+        {"epoch": "", "seq": 1, "ts": 1700000000, "state": "healthy", "action": "eligible", "detail": None},
+        {"epoch": "", "seq": 2, "ts": 1700000012, "state": "sick", "action": "kept-vip",
+         "detail": "command check 1 exited 1"},
+        {"epoch": "", "seq": 6, "ts": 1700000030, "state": "healthy", "action": "ineligible", "detail": None},
+    ]  # fmt: skip
     assert [r["seq"] for r in model_util.parse_health(text, "db")] == [3]
     assert model_util.parse_health("", "web") == []
 
@@ -516,3 +517,82 @@ def test_manifest_stops_and_refreshes_through_the_agent_and_ignores_its_restarts
         "duration": "contract",
         "ignore_error": "core,signal",
     }
+
+
+# Records: epochs and cursors ------------------------------------------------------
+
+EA, EB, EC = "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc"
+
+
+def transitions(*records):
+    return "".join(f"{seq}@{epoch} {seq} {role} web 192.0.2.100 101 net0\n" for seq, epoch, role in records)
+
+
+def test_records_carry_their_epoch_and_come_in_file_order_of_epochs():
+    text = "1 5 backup web 192.0.2.100 101 net0\n" + transitions((2, EB, "master"), (1, EA, "backup"), (3, EB, "x"))
+    found = model_util.parse_records("transition", text, "web", "192.0.2.100")
+    assert [(r["epoch"], r["seq"]) for r in found] == [("", 1), (EB, 2), (EA, 1)]
+    assert model_util.parse_records("transition", "1@short 5 master web 192.0.2.100 101 net0\n", "web",
+                                    "192.0.2.100") == []  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("cursor", "record", "covered"),
+    [
+        (None, {"epoch": EA, "seq": 1}, False),
+        ({"epoch": EA, "seq": 3}, {"epoch": EA, "seq": 3}, True),
+        ({"epoch": EA, "seq": 3}, {"epoch": EA, "seq": 4}, False),
+        ({"epoch": EB, "seq": 1, "passed": [EA]}, {"epoch": EA, "seq": 99}, True),
+        ({"epoch": EB, "seq": 1, "passed": [EA]}, {"epoch": EC, "seq": 1}, False),
+        (5, {"epoch": "", "seq": 5}, True),  # a cursor from before epochs
+        (5, {"epoch": EA, "seq": 1}, False),
+    ],
+)
+def test_a_cursor_covers_its_epoch_up_to_its_number_and_the_epochs_it_left(cursor, record, covered):
+    assert model_util.covers(cursor, record) is covered
+
+
+def test_advance_moves_on_to_a_new_epoch_and_ignores_one_left():
+    cur = model_util.advance(None, {"epoch": EA, "seq": 4})
+    assert model_util.advance(cur, {"epoch": EA, "seq": 2}) == {"epoch": EA, "seq": 4, "passed": []}
+    cur = model_util.advance(cur, {"epoch": EB, "seq": 1})
+    assert cur == {"epoch": EB, "seq": 1, "passed": [EA]}
+    assert model_util.advance(cur, {"epoch": EA, "seq": 9}) == cur
+    for n in range(40):
+        cur = model_util.advance(cur, {"epoch": f"{n:016x}", "seq": 1})
+    assert len(cur["passed"]) == model_util.PASSED_EPOCHS
+
+
+@pytest.mark.parametrize(
+    ("text", "cursor", "expected"),
+    [
+        # the usual: what comes after the cursor
+        (transitions((1, EA, "backup"), (2, EA, "master")), {"epoch": EA, "seq": 1}, [(EA, 2)]),
+        # emptied, then written again in a new epoch
+        (transitions((1, EB, "master")), {"epoch": EA, "seq": 7}, [(EB, 1)]),
+        # an older copy: nothing new until the recorder writes in a new epoch
+        (transitions((1, EA, "backup"), (2, EA, "master")), {"epoch": EA, "seq": 7}, []),
+        (transitions((1, EA, "backup"), (2, EA, "master"), (3, EB, "backup")), {"epoch": EA, "seq": 7}, [(EB, 3)]),
+        # rolled back to an epoch left before: not replayed
+        (transitions((1, EA, "backup"), (2, EC, "master")), {"epoch": EB, "seq": 4, "passed": [EA]}, [(EC, 2)]),
+        # older records of an epoch the cursor never saw, before the one it is in: not replayed
+        (transitions((1, EC, "backup"), (2, EA, "master"), (3, EA, "backup")), {"epoch": EA, "seq": 2}, [(EA, 3)]),
+        (transitions((1, EA, "backup")), None, [(EA, 1)]),
+    ],
+    ids=["after", "emptied", "older-copy", "older-copy-then-new", "rolled-back", "unseen-before", "fresh"],
+)
+def test_records_after_a_cursor(text, cursor, expected):
+    found = model_util.parse_records("transition", text, "web", "192.0.2.100")
+    assert [(r["epoch"], r["seq"]) for r in model_util.records_after(found, cursor)] == expected
+
+
+def test_record_keys_and_tags():
+    uuid = "2d1b2f5e-0c6a-4a3e-9c1d-6f7e8a9b0c1d"
+    assert model_util.record_key(uuid, "web", "health") == f"{uuid}/web/health"
+    assert model_util.is_record_key(f"{uuid}/web/transition")
+    assert not model_util.is_record_key(f"{uuid}/web/other") and not model_util.is_record_key("../x/web/health")
+    assert model_util.migrated_record_key(f"{uuid}/web") == f"{uuid}/web/transition"
+    assert model_util.migrated_record_key("junk") is None
+    assert model_util.record_tag("transition", "web", {"role": "master"}) == "ucarp/web/master"
+    assert model_util.record_tag("health", "web", {"state": "sick"}) == "ucarp/web/health/sick"
+    assert model_util.record_path("health", "web") == "/var/db/ucarp/web.health"

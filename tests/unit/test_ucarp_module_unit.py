@@ -1,5 +1,6 @@
 """Unit tests of the health and switchover functions of _modules/ucarp.py, with a fake zlogin."""
 
+import json
 import time
 
 import pytest
@@ -173,8 +174,8 @@ def test_health_is_none_without_health_checks(ucarp, zones):
 def test_health_is_the_last_record(ucarp, zones):
     assert ucarp.health("web-a", "web") is None  # nothing recorded yet
     zones.files["web-a", "/var/db/ucarp/web.health"] = HEALTH
-    assert ucarp.health("web-a", "web") == {"seq": 3, "ts": 130, "state": "healthy", "action": "eligible",
-                                            "detail": None}  # fmt: skip
+    assert ucarp.health("web-a", "web") == {"epoch": "", "seq": 3, "ts": 130, "state": "healthy",
+                                            "action": "eligible", "detail": None}  # fmt: skip
 
 
 @pytest.mark.parametrize(("since", "seqs"), [(0, [1, 2, 3]), (1, [2, 3]), ("2", [3]), (3, [])])
@@ -184,7 +185,7 @@ def test_health_records_after_since(ucarp, zones, since, seqs):
     assert [r["seq"] for r in records] == seqs
     assert zones.calls == [("file_read", "web-a", "/var/db/ucarp/web.health")]
     if since == 0:
-        assert records[0] == {"seq": 1, "ts": 100, "state": "sick", "action": "ineligible",
+        assert records[0] == {"epoch": "", "seq": 1, "ts": 100, "state": "sick", "action": "ineligible",
                               "detail": "tcp 192.0.2.11:80 refused"}  # fmt: skip
 
 
@@ -217,27 +218,72 @@ def acking(ucarp, tmp_path):
     return ucarp
 
 
-def test_ack_keeps_the_highest_sequence_number_per_cursor(acking):
+KEY = "2d1b2f5e-0c6a-4a3e-9c1d-6f7e8a9b0c1d/web/transition"
+E1, E2 = "1111111111111111", "2222222222222222"
+
+
+def test_ack_keeps_the_newest_record_per_key(acking):
     assert acking.acks() == {}
-    assert acking.ack("uuid-a/web", 3) == 3
-    assert acking.ack("uuid-a/web", "2") == 3  # a late acknowledgement of an earlier record
-    assert acking.ack("uuid-a/web/health", 1) == 1
-    assert acking.acks() == {"uuid-a/web": 3, "uuid-a/web/health": 1}
+    assert acking.ack(KEY, 3) == {"epoch": "", "seq": 3, "passed": []}
+    assert acking.ack(KEY, "2")["seq"] == 3  # a late acknowledgement of an earlier record
+    assert acking.ack(KEY, 1, epoch=E1) == {"epoch": E1, "seq": 1, "passed": [""]}  # a new epoch
+    assert acking.ack(KEY, 9, epoch="") == {"epoch": E1, "seq": 1, "passed": [""]}  # one the records left
+    health = KEY.replace("/transition", "/health")
+    acking.ack(health, 1, epoch=E2)
+    assert acking.acks() == {KEY: {"epoch": E1, "seq": 1, "passed": [""]},
+                             health: {"epoch": E2, "seq": 1, "passed": []}}  # fmt: skip
+
+
+@pytest.mark.parametrize(("key", "seq", "epoch"), [("../../etc/passwd", 1, ""), (KEY, -1, ""), (KEY, 1, "zz")])
+def test_ack_refuses_a_bad_key_number_or_epoch(acking, key, seq, epoch):
+    with pytest.raises(CommandExecutionError):
+        acking.ack(key, seq, epoch=epoch)
+    assert acking.acks() == {}
 
 
 def test_acks_are_readable_by_root_only(acking, tmp_path):
-    acking.ack("uuid-a/web", 1)
+    acking.ack(KEY, 1)
     cache = tmp_path / "cache" / "ucarp"
     assert oct(cache.stat().st_mode & 0o777) == "0o700"
     assert oct((cache / "beacon-acks.json").stat().st_mode & 0o777) == "0o600"
 
 
-@pytest.mark.parametrize("text", ["not json", "[1, 2]", '{"uuid-a/web": "x"}'])
+@pytest.mark.parametrize("text", ["not json", "[1, 2]", '{"uuid-a/web": "x"}', json.dumps({KEY: "x"})])
 def test_a_damaged_acks_file_reads_as_nothing_acknowledged(acking, tmp_path, text):
     (tmp_path / "cache" / "ucarp").mkdir(parents=True)
     (tmp_path / "cache" / "ucarp" / "beacon-acks.json").write_text(text)
     assert acking.acks() == {}
-    assert acking.ack("uuid-a/web", 2) == 2
+    assert acking.ack(KEY, 2)["seq"] == 2
+
+
+def test_acks_from_before_epochs_are_taken_over(acking, tmp_path):
+    (tmp_path / "cache" / "ucarp").mkdir(parents=True)
+    old = KEY.removesuffix("/transition")
+    (tmp_path / "cache" / "ucarp" / "beacon-acks.json").write_text(json.dumps({old: 4, f"{old}/health": 2}))
+    assert acking.acks() == {KEY: {"epoch": "", "seq": 4, "passed": []},
+                             f"{old}/health": {"epoch": "", "seq": 2, "passed": []}}  # fmt: skip
+
+
+E3 = "3333333333333333"
+
+
+def test_records_come_after_the_cursor_in_their_epochs(ucarp, zones):
+    path = "/var/db/ucarp/web.transitions"
+    zones.files["web-a", path] = "".join(
+        f"{seq}@{epoch} {seq} {role} web 192.0.2.100 101 net0\n"
+        for seq, epoch, role in [(1, E1, "backup"), (2, E1, "master"), (3, E2, "backup"), (4, E2, "master")]
+    )
+    ucarp.__salt__["vmadm.uuid"] = lambda zone: "2d1b2f5e-0c6a-4a3e-9c1d-6f7e8a9b0c1d"
+    found = ucarp.records("web-a", "web", after={"epoch": E1, "seq": 2})
+    assert found["uuid"] == "2d1b2f5e-0c6a-4a3e-9c1d-6f7e8a9b0c1d"
+    assert [(r["epoch"], r["seq"]) for r in found["records"]] == [(E2, 3), (E2, 4)]
+    assert [r["seq"] for r in ucarp.records("web-a", "web", after=3)["records"]] == [4]  # in the last epoch
+    assert [r["seq"] for r in ucarp.records("web-a", "web", limit=1)["records"]] == [4]
+    assert ucarp.last_transition("web-a", "web")["role"] == "master"
+    with pytest.raises(CommandExecutionError, match="kind must be one of transition, health"):
+        ucarp.records("web-a", "web", kind="other")
+    with pytest.raises(CommandExecutionError, match="after must be"):
+        ucarp.records("web-a", "web", after={"epoch": "x"})
 
 
 def test_validate_and_plan_exit_1_on_a_bad_pillar(ucarp):
