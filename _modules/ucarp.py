@@ -15,6 +15,7 @@ import fcntl
 import json
 import logging
 import os
+import posixpath
 import time
 
 import salt.version
@@ -23,8 +24,9 @@ from salt.exceptions import CommandExecutionError
 try:  # pip-installed as a Salt extension, whose utils Salt's loader does not read
     from saltext.ucarp.utils import run_cache as _packaged_run_cache
     from saltext.ucarp.utils import ucarp_model as _packaged_model
+    from saltext.ucarp.utils import zone_root as _packaged_zone_root
 except ImportError:  # a formula: the utils are synced and come through __utils__
-    _packaged_model = _packaged_run_cache = None
+    _packaged_model = _packaged_run_cache = _packaged_zone_root = None
 
 log = logging.getLogger(__name__)
 
@@ -188,13 +190,29 @@ def _read_records(zone, cluster, kind, after=None, limit=None):
     ``after``: a cursor, or a bare record number, which counts in the epoch
     of the node's last record (0: from the start)."""
     vip = _cluster(cluster)["vip"] if kind == "transition" else None
-    path = _util("record_path")(kind, cluster)
-    text = __salt__["zlogin.file_read"](zone, path, missing_ok=True) or ""
+    text = _record_text(zone, _util("record_path")(kind, cluster))
     found = _util("parse_records")(kind, text, cluster, vip)
     if after is not None and not isinstance(after, dict):
         number = int(after)
         after = {"epoch": found[-1]["epoch"] if found else "", "seq": number, "passed": []} if number > 0 else None
     return _util("records_after")(found, _after(after), limit)
+
+
+def _record_text(zone, path):
+    """A record file of a zone, running or not, read under its root as the
+    beacon reads it (``zone_root.try_read``: no link followed, regular files
+    only, bounded).  What is refused there is read through ``zlogin`` in a
+    running zone, and taken for empty in one that is not."""
+    vm = __salt__["vmadm.get"](zone)
+    try_read = _packaged_zone_root.try_read if _packaged_zone_root else __utils__["zone_root.try_read"]
+    outcome, data = try_read(posixpath.join(vm["zonepath"], "root"), path)
+    if outcome == "ok":
+        return data.decode("utf-8", errors="replace")
+    if outcome == "refused":
+        log.warning("ucarp: zone %s: %s not read under the zone root: %s", zone, path, data)
+        if vm.get("state") == "running":
+            return __salt__["zlogin.file_read"](zone, path, missing_ok=True) or ""
+    return ""
 
 
 def _after(value, name="after"):

@@ -411,25 +411,25 @@ def runners_in_flight(bus, fun="runner.ucarp.transition", after=0.0):
 def unanswered(bus, cluster, after=0.0):
     """Zones of ``cluster`` whose last transition event has no reaction yet.
 
-    A transition ``ucarp/<cluster>/<role>`` (zone, seq) is answered by a
-    ``failover/complete`` or ``alert/*`` event naming that zone with that or
-    a later seq in ``transition`` or ``transitions`` (every transition one
-    convergence covered).  Also not settled while a reactor runner still runs.
+    A transition ``ucarp/<cluster>/<role>`` (zone, epoch, seq) is answered by
+    a ``failover/complete`` or ``alert/*`` event naming that zone with that
+    record, or a later one of its epoch, in ``transition`` or ``transitions``
+    (every transition one convergence covered).  Also not settled while a
+    reactor runner still runs.
     """
-    last_sent, last_answered = {}, {}
+    last_sent, answered = {}, {}
     for event in bus.since(f"ucarp/{cluster}/*", after):
         kind = event.tag.split("/", 2)[2]
         if kind in ("master", "backup"):
             item = event.data.get("data") or {}
-            zone, seq = item.get("zone"), item.get("seq", 0)
-            last_sent[zone] = max(last_sent.get(zone, 0), seq)
+            last_sent[item.get("zone")] = (item.get("epoch", ""), item.get("seq", 0))
         elif isinstance(event.data.get("transition"), dict):
             # One convergence answers every transition it covers (``transitions``).
-            covered = event.data.get("transitions") or [event.data["transition"]]
-            for answered in covered:
-                zone, seq = answered.get("zone"), answered.get("seq", 0)
-                last_answered[zone] = max(last_answered.get(zone, 0), seq)
-    pending = sorted(z for z, seq in last_sent.items() if last_answered.get(z, 0) < seq)
+            for each in event.data.get("transitions") or [event.data["transition"]]:
+                epoch, seq = each.get("epoch", ""), each.get("seq", 0)
+                found = answered.setdefault(each.get("zone"), {})
+                found[epoch] = max(found.get(epoch, 0), seq)
+    pending = sorted(z for z, (epoch, seq) in last_sent.items() if answered.get(z, {}).get(epoch, 0) < seq)
     return pending + sorted(runners_in_flight(bus, after=after))
 
 

@@ -18,11 +18,12 @@ import time
 
 import pytest
 import yaml
-from support import REPO, formula_root, wait_for
+from support import REPO, formula_root, load_salt_module, wait_for
 
 from smartos_sim import vipapp
 
 pytestmark = pytest.mark.root
+MODEL = load_salt_module("_utils", "ucarp_model")
 
 APP = vipapp.FMRI
 CLUSTERS = {
@@ -308,18 +309,19 @@ def test_a_pillar_change_is_seen_by_the_next_event_without_a_restart(master, roo
 
     first = send(1)
     assert first.tag == "ucarp/extra/alert/rejected"
-    assert first.data["reason"] == "zone 'extra-a' is not a node of cluster extra in pillar"
+    assert first.data["reason"] == "no cluster extra in the pillar of gz1"
     write_pillar(roots, dict(CLUSTERS, extra=extra))
     try:
-        # Known now: checked against pillar and answered (nobody holds its
-        # VIP: the zone does not exist, and gz1's own pillar has no such cluster yet).
+        # Known now: it passes the pillar check and goes to gz1 to be
+        # confirmed (gz1 cannot: the zone does not exist, and gz1's own
+        # pillar has no such cluster yet, as it was not refreshed).
         second = send(2)
-        assert second.tag == "ucarp/extra/alert/no-master", second.data
-        assert second.data["transition"]["zone"] == "extra-a"
+        assert second.tag == "ucarp/extra/alert/rejected", second.data
+        assert second.data["reason"].startswith("gz1 could not confirm it: "), second.data
     finally:
         write_pillar(roots, CLUSTERS)
     third = send(3)
-    assert third.tag == "ucarp/extra/alert/rejected"
+    assert third.data["reason"] == "no cluster extra in the pillar of gz1"
 
 
 def test_split_brain_alert_and_recovery(master, bed, highstate, event_listener):
@@ -384,11 +386,11 @@ def test_a_transition_no_reaction_acknowledged_is_sent_again(master, bed, highst
     before = wait_for(lambda: status(master)["web"]["master"], timeout=60, what="one web master")
     (new_alias,) = [z for z in CLUSTERS["web"]["nodes"] if z != before["zone"]]
     new_gz = CLUSTERS["web"]["nodes"][new_alias]["host"]
-    key = f"{zone_uuid(bed, new_gz, new_alias)}/web"
+    key = f"{zone_uuid(bed, new_gz, new_alias)}/web/transition"
     old_uuid = zone_uuid(bed, before["gz"], before["zone"])
 
     def acked():
-        return salt(master, "ucarp.acks", tgt=new_gz).get(key, 0)  # one target: its return alone
+        return salt(master, "ucarp.acks", tgt=new_gz).get(key, {}).get("seq", 0)  # one target: its return alone
 
     def reactor_listens(value):
         proc = master.salt_run_cli(timeout=120).run("reactor.set_leader", f"value={value}")
@@ -416,6 +418,201 @@ def test_a_transition_no_reaction_acknowledged_is_sent_again(master, bed, highst
         assert len(sent) >= 2  # the first, which nothing reacted to, and the one sent again
     finally:
         bed.gz(before["gz"]).run("vmadm", "start", old_uuid, check=True)
+
+
+# Trust only what the hypervisor confirms; records that go back ------------------
+
+
+def records_of(bed, gz_name, uuid, cluster="web"):
+    """A zone's transition records as the global zone sees them (the zone may be stopped)."""
+    path = os.path.join(bed.gz(gz_name).root, "zones", uuid, "root", "var", "db", "ucarp", f"{cluster}.transitions")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        text = ""
+    return MODEL.parse_records("transition", text, cluster, CLUSTERS[cluster]["vip"])
+
+
+def send_list(master, sender, items):
+    """Events sent as a list in one load (what a beacon sends; any minion can
+    write one): Salt does not check the ``id`` inside them."""
+    preload = {"events": [{"tag": tag, "data": data} for tag, data in items]}
+    salt(master, "event.send", "ucarp/batch", f"preload={json.dumps(preload)}", tgt=sender)
+
+
+def web_roles(master):
+    info = wait_for(lambda: (s := status(master)["web"])["master"] and not s["alert"] and s, timeout=90,
+                    what="one web master and no alert")  # fmt: skip
+    backup = info["backups"][0]
+    return info["master"], backup
+
+
+@pytest.mark.matrix
+def test_an_event_list_claiming_another_hypervisor_changes_nothing(master, bed, highstate, event_listener):
+    """gz1 sends an event list whose data claims gz2's id and a plausible
+    master transition of gz2's zone (its real UUID and epoch, the next
+    number): gz2's own answer does not have it, so nothing reacts, gz2 gets no
+    acknowledgement, and alert/rejected names the claimed sender."""
+    web_roles(master)
+    victim = "web-b"  # hosted by gz2
+    uuid = zone_uuid(bed, "gz2", victim)
+    last = records_of(bed, "gz2", uuid)[-1]
+    key = f"{uuid}/web/transition"
+    acked_before = salt(master, "ucarp.acks", tgt="gz2").get(key)
+    before = status(master)["web"]
+    forged = {"cluster": "web", "zone": victim, "zone_uuid": uuid, "role": "master", "epoch": last["epoch"],
+              "seq": last["seq"] + 1, "ts": int(time.time()), "vip": "192.0.2.100", "vhid": 101, "interface": "net0",
+              "gz": "gz2", "kind": "transition", "ack": key}  # fmt: skip
+    started = time.time()
+    send_list(master, "gz1", [("ucarp/web/master", {"id": "gz2", "data": forged})])
+    alert = wait_event(event_listener, master, "ucarp/web/alert/rejected", started)
+    assert (alert.data["claimed"], alert.data["actual"]) == ("gz2", None)
+    assert f"gz2 has no record {forged['seq']} of {victim}" in alert.data["reason"]
+    wait_for(lambda: not runners_in_flight(event_listener, master, started), timeout=60, what="the reaction done")
+    reacted = events(event_listener, master, "ucarp/web/failover/complete", started,
+                     lambda e: covered(e, zone=victim, seq=forged["seq"], epoch=forged["epoch"]))  # fmt: skip
+    assert reacted == []
+    assert salt(master, "ucarp.acks", tgt="gz2").get(key) == acked_before  # no acknowledgement for it
+    after = status(master)["web"]
+    assert after["master"] == before["master"] and after["last_transition"] == before["last_transition"]
+
+
+def runners_in_flight(listener, master, after):
+    """Reactor runner jobs started after ``after`` that have not returned."""
+    jobs = events(listener, master, "salt/run/*", after)
+    started = {e.data.get("jid") for e in jobs if e.tag.endswith("/new")}
+    return started - {e.data.get("jid") for e in jobs if e.tag.endswith("/ret")}
+
+
+def fail_over(master, bed, event_listener, old, new):
+    """Crash ``old`` (``vmadm stop -F``), wait for the reaction to ``new``
+    taking the VIP, start ``old`` again and wait for one master."""
+    started = time.time()
+    old_uuid = zone_uuid(bed, old["gz"], old["zone"])
+    bed.gz(old["gz"]).run("vmadm", "stop", "-F", old_uuid, check=True)
+    try:
+        return wait_event(event_listener, master, "ucarp/web/failover/complete", started,
+                          lambda e: taken_over(e, new["zone"], started), timeout=120)  # fmt: skip
+    finally:
+        bed.gz(old["gz"]).run("vmadm", "start", old_uuid, check=True)
+        web_roles(master)
+
+
+def test_a_record_file_emptied_still_gets_its_next_failover_reacted_to(master, bed, highstate, event_listener):
+    """A restore or a rollback empties a backup's record: its next records
+    start again at 1 (a new epoch), and the master reacts to them."""
+    primary, backup = web_roles(master)
+    uuid = zone_uuid(bed, backup["gz"], backup["zone"])
+    assert bed.gz(backup["gz"]).zlogin(uuid, ": > /var/db/ucarp/web.transitions").returncode == 0
+    done = fail_over(master, bed, event_listener, primary, backup)
+    (taken,) = [t for t in done.data["transitions"] if t["zone"] == backup["zone"] and t["role"] == "master"]
+    assert taken["seq"] == 1 and taken["epoch"] != ""
+
+
+def test_an_older_copy_of_the_record_still_gets_its_next_failover_reacted_to(master, bed, highstate, event_listener):
+    """The master's record is put back to an older copy; after it has moved
+    on, the old records are not reacted to again, and its next takeover is."""
+    primary, backup = web_roles(master)
+    gz, uuid = bed.gz(primary["gz"]), zone_uuid(bed, primary["gz"], primary["zone"])
+    assert gz.zlogin(uuid, "cp -p /var/db/ucarp/web.transitions /var/tmp/web.transitions.old").returncode == 0
+    old = records_of(bed, primary["gz"], uuid)
+    fail_over(master, bed, event_listener, primary, backup)  # the primary's record moves on
+    primary, backup = backup, primary
+    restored = time.time()
+    assert gz.zlogin(uuid, "cp -p /var/tmp/web.transitions.old /var/db/ucarp/web.transitions").returncode == 0
+    done = fail_over(master, bed, event_listener, primary, backup)
+    taken = [t for t in done.data["transitions"] if t["zone"] == backup["zone"] and t["role"] == "master"]
+    assert taken and all(t["epoch"] not in {r["epoch"] for r in old} for t in taken)
+
+    def replays(event):
+        return any(covered(event, zone=backup["zone"], epoch=r["epoch"], seq=r["seq"]) for r in old)
+
+    assert events(event_listener, master, "ucarp/web/failover/complete", restored, replays) == []
+
+
+def test_a_zone_rolled_back_to_a_snapshot_still_gets_its_next_failover_reacted_to(
+    master, bed, highstate, event_listener
+):
+    """``vmadm rollback-snapshot`` puts a backup's whole root back, its record
+    included: it boots as a backup, and when it next takes the VIP the master
+    reacts."""
+    primary, backup = web_roles(master)
+    rolled = backup["zone"]
+    gz, uuid = bed.gz(backup["gz"]), zone_uuid(bed, backup["gz"], rolled)
+    gz.run("vmadm", "create-snapshot", uuid, "before", check=True)
+    try:
+        fail_over(master, bed, event_listener, primary, backup)  # its record moves on past the snapshot
+        primary, backup = backup, primary
+        # Roll the (now) master back: it halts (the other takes the VIP), is restored and boots as a backup.
+        started = time.time()
+        gz.run("vmadm", "rollback-snapshot", uuid, "before", check=True)
+        wait_event(event_listener, master, "ucarp/web/failover/complete", started,
+                   lambda e: taken_over(e, backup["zone"], started), timeout=120)  # fmt: skip
+        primary, backup = web_roles(master)
+        assert backup["zone"] == rolled
+        done = fail_over(master, bed, event_listener, primary, backup)
+        assert [t for t in done.data["transitions"] if t["zone"] == backup["zone"] and t["role"] == "master"]
+    finally:
+        gz.run("vmadm", "delete-snapshot", uuid, "before")
+
+
+def test_history_lists_transitions_and_reactions_newest_last(master, highstate):
+    proc = master.salt_run_cli(timeout=120).run("ucarp.history", "web", "limit=0", "--out=json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    entries = json.loads(proc.stdout)
+    kinds = {e["kind"] for e in entries}
+    assert {"transition", "reaction"} <= kinds, kinds
+    assert all(e["cluster"] == "web" for e in entries)
+    assert [e["at"] for e in entries] == sorted(e["at"] for e in entries)
+    reaction = next(e for e in reversed(entries) if e["kind"] == "reaction")
+    assert reaction["data"]["actions"] and set(reaction["data"]["timings"]) >= {"transition", "actions_done"}
+    table = master.salt_run_cli(timeout=120).run("ucarp.history", "since=1h", "limit=5")
+    assert table.returncode == 0 and "time (UTC)" in table.stdout, table.stdout
+    assert len([line for line in table.stdout.splitlines() if " web " in line]) <= 5
+    bad = master.salt_run_cli(timeout=120).run("ucarp.history", "since=yesterday")
+    assert bad.returncode == 1 and "since='yesterday'" in bad.stdout
+
+
+def test_malformed_events_on_the_bus_are_each_rejected_with_the_reason(master, bed, highstate, event_listener):
+    """Sent as one list from gz1: each bad field gets its own alert/rejected,
+    and nothing else happens."""
+    uuid = zone_uuid(bed, "gz1", "web-a")
+    good = {"cluster": "web", "zone": "web-a", "zone_uuid": uuid, "role": "master", "epoch": "", "seq": 5,
+            "ts": int(time.time()), "vip": "192.0.2.100", "vhid": 101, "interface": "net0", "gz": "gz1"}  # fmt: skip
+    bad = {
+        "malformed sequence number or time (0)": dict(good, seq=0),
+        "malformed sequence number or time (-1)": dict(good, seq=-1),
+        "malformed sequence number or time ('5')": dict(good, seq="5"),
+        "malformed zone UUID 'not-a-uuid'": dict(good, zone_uuid="not-a-uuid"),
+        "no cluster mail in the pillar of gz1": dict(good, cluster="mail"),
+        "malformed zone '" + "z" * 59 + "...": dict(good, zone="z" * 200_000),
+        "malformed role or VHID": dict(good, vhid=[101]),
+    }
+    items = [(f"ucarp/{d['cluster']}/master", {"id": "gz1", "data": d}) for d in bad.values()]
+    items.append(("ucarp/web/backup", {"id": "gz1", "data": good}))  # the tag says backup, the data master
+    started = time.time()
+    send_list(master, "gz1", items)
+    wanted = set(bad) | {"the tag 'ucarp/web/backup' does not match the data"}
+    got = wait_for(lambda: (r := {e.data["reason"] for e in events(event_listener, master, "ucarp/*/alert/rejected",
+                                                                   started)}) >= wanted and r,
+                   timeout=120, what="every bad event rejected")  # fmt: skip
+    assert got == wanted
+    wait_for(lambda: not runners_in_flight(event_listener, master, started), timeout=120, what="the reactions done")
+    assert not events(event_listener, master, "ucarp/*/failover/complete", started)
+
+
+def test_a_thousand_events_in_one_load_are_rejected_in_bounded_alerts(master, bed, highstate, event_listener):
+    started = time.time()
+    forged = {"cluster": "web", "zone": "web-b", "zone_uuid": "nope", "role": "master", "seq": 1, "ts": 1,
+              "vip": "192.0.2.100", "vhid": 101, "gz": "gz2"}  # fmt: skip
+    send_list(master, "gz1", [("ucarp/web/master", {"id": "gz2", "data": dict(forged, seq=n)}) for n in range(1, 1001)])
+    wait_for(lambda: len([e for e in events(event_listener, master, "salt/run/*/ret", started)]) >= 1000,
+             timeout=900, interval=2, what="a reaction to each of the thousand events")  # fmt: skip
+    alerts = events(event_listener, master, "ucarp/web/alert/rejected", started)
+    assert 1 <= len(alerts) <= 20  # REJECT_BURST in a minute; the rest counted
+    assert not events(event_listener, master, "ucarp/web/failover/complete", started)
+    assert status(master)["web"]["master"] is not None
 
 
 # Health and planned switchover (the db cluster) ---------------------------------

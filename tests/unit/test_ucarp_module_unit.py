@@ -34,12 +34,34 @@ HEALTH = (
 )
 
 
+class Files(dict):
+    """(zone, path) -> text; a record file (under /var/db/ucarp) is also on
+    disk under the zone's root, where the module reads it as the beacon does."""
+
+    def __init__(self, roots):
+        super().__init__()
+        self.roots = roots
+
+    def __setitem__(self, key, text):
+        super().__setitem__(key, text)
+        zone, path = key
+        if path.startswith("/var/db/ucarp/"):
+            where = self.roots / zone / "root" / path.lstrip("/")
+            where.parent.mkdir(parents=True, exist_ok=True)
+            where.write_text(text)
+
+
 class Zones:
     """The ``zlogin`` functions the module uses, over an in-memory file system per zone."""
 
-    def __init__(self):
-        self.files = {}  # (zone, path) -> text
+    def __init__(self, roots):
+        self.roots = roots
+        self.files = Files(roots)  # (zone, path) -> text
         self.calls = []
+
+    def vm(self, zone):
+        """What ``vmadm.get`` says of a zone: running, its zonepath under the test's roots."""
+        return {"alias": zone, "state": "running", "zonepath": str(self.roots / zone)}
 
     def run(self, zone, cmd, **kwargs):
         self.calls.append(("run", zone, cmd))
@@ -82,14 +104,15 @@ class Zones:
 
 
 @pytest.fixture
-def zones():
-    return Zones()
+def zones(tmp_path):
+    return Zones(tmp_path / "zones")
 
 
 @pytest.fixture
 def ucarp(zones):
     config = {"ucarp:clusters": CLUSTERS, "ucarp:defaults": {}}
-    salt = {"config.get": lambda key, default=None: config.get(key, default), "vmadm.state": lambda zone: "running"}
+    salt = {"config.get": lambda key, default=None: config.get(key, default), "vmadm.state": lambda zone: "running",
+            "vmadm.get": zones.vm}  # fmt: skip
     salt.update({f"zlogin.{name}": getattr(zones, name) for name in dir(zones) if not name.startswith("_")})
     module = load_salt_module("_modules", "ucarp", salt=salt, opts={"id": "gz1", "test": False})
     module.__utils__ = formula_utils()
@@ -183,7 +206,7 @@ def test_health_records_after_since(ucarp, zones, since, seqs):
     zones.files["web-a", "/var/db/ucarp/web.health"] = HEALTH
     records = ucarp.health_records("web-a", "web", since=since)
     assert [r["seq"] for r in records] == seqs
-    assert zones.calls == [("file_read", "web-a", "/var/db/ucarp/web.health")]
+    assert zones.calls == []  # read under the zone's root, as the beacon reads it: no zlogin
     if since == 0:
         assert records[0] == {"epoch": "", "seq": 1, "ts": 100, "state": "sick", "action": "ineligible",
                               "detail": "tcp 192.0.2.11:80 refused"}  # fmt: skip
@@ -302,3 +325,23 @@ def test_validate_and_plan_leave_the_exit_status_alone_on_a_good_pillar(ucarp):
     assert ucarp.validate() == []
     assert ucarp.plan()["nodes"]
     assert "retcode" not in ucarp.__context__
+
+
+def test_records_of_a_stopped_zone_are_read_under_its_root(ucarp, zones):
+    zones.files["web-a", "/var/db/ucarp/web.transitions"] = "1@1111111111111111 5 backup web 192.0.2.100 101 net0\n"
+    ucarp.__salt__["vmadm.get"] = lambda zone: dict(zones.vm(zone), state="installed")
+    assert ucarp.last_transition("web-a", "web")["role"] == "backup"
+    assert zones.calls == []  # no zlogin: the zone does not run
+
+
+def test_a_record_file_the_zone_made_a_link_is_not_followed(ucarp, zones, tmp_path):
+    secret = tmp_path / "host-file"
+    secret.write_text("9 9 master web 192.0.2.100 101 net0\n")
+    where = zones.roots / "web-a" / "root" / "var" / "db" / "ucarp"
+    where.mkdir(parents=True)
+    (where / "web.transitions").symlink_to(secret)
+    dict.__setitem__(zones.files, ("web-a", "/var/db/ucarp/web.transitions"), "")  # what the zone shows
+    assert ucarp.last_transition("web-a", "web") is None  # what zlogin shows inside the zone: nothing
+    assert ("file_read", "web-a", "/var/db/ucarp/web.transitions") in zones.calls
+    ucarp.__salt__["vmadm.get"] = lambda zone: dict(zones.vm(zone), state="installed")
+    assert ucarp.last_transition("web-a", "web") is None  # not running: not read at all
