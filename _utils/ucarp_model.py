@@ -695,6 +695,9 @@ def node_files(cluster):
         "checks": f"{ETC}/{cluster}.checks",
         "transitions": transitions_path(cluster),
         "health": health_path(cluster),
+        # ucarp-record's note of the last record written to each
+        "transitions_epoch": f"{transitions_path(cluster)}.epoch",
+        "health_epoch": f"{health_path(cluster)}.epoch",
         "override": f"{TRANSITIONS_DIR}/{cluster}.override",
     }
 

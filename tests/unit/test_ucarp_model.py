@@ -498,6 +498,8 @@ def test_node_files():
         "checks": "/opt/local/etc/ucarp/web.checks",
         "transitions": "/var/db/ucarp/web.transitions",
         "health": "/var/db/ucarp/web.health",
+        "transitions_epoch": "/var/db/ucarp/web.transitions.epoch",
+        "health_epoch": "/var/db/ucarp/web.health.epoch",
         "override": "/var/db/ucarp/web.override",
     }
     assert model_util.health_path("web") == "/var/db/ucarp/web.health"
