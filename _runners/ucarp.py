@@ -392,7 +392,7 @@ def _clusters(minion):
 
 MAX_TEXT = 500  # longest detail or value an event may carry where text is expected
 MAX_PENDING = 256  # transitions of a cluster waiting to be confirmed; more are refused
-REJECT_WINDOW, REJECT_BURST = 60, 20  # at most this many alert/rejected per cluster per window
+REJECT_WINDOW, REJECT_BURST = 60, 100  # at most this many alert/rejected per cluster per window
 UNSIGNED = (
     "an event in a list carries the id its sender wrote, and Salt does not say who sent it; only a "
     "single event's id is authenticated"
@@ -506,6 +506,11 @@ def _holders(cluster, after=None):
     found, said, records = [], set(), {}
     for host, reply in replies.items():
         ret = reply.get("ret")
+        if after is not None and _failure(reply) is not None and reply.get("out") != "no_return":
+            # It answered, with an error instead (its pillar has no such cluster yet, say).
+            for zone in after:
+                if cluster["nodes"].get(zone, {}).get("host") == host:
+                    records[zone] = {"error": _short(_failure(reply), 200), "host": host}
         if after is not None and _failure(reply) is None and isinstance(ret, dict):
             for zone, got in (ret.get("records") or {}).items():
                 # Only what the hypervisor that hosts the zone says about it counts.
@@ -594,6 +599,8 @@ def _confirm(kind, items, cursor, answer, silent):
         if head["host"] in silent:
             return [], [], items
         return [], [(i, f"{head['host']} returned no records of {head['zone']}") for i in items], []
+    if "error" in answer:
+        return [], [(i, f"{head['host']} could not confirm it: {answer['error']}") for i in items], []
     if answer.get("uuid") != head["uuid"]:
         why = f"{head['zone']} on {head['host']} is the zone {_short(answer.get('uuid'))}, not {head['uuid']}"
         return [], [(i, why) for i in items], []

@@ -610,7 +610,7 @@ def test_a_thousand_events_in_one_load_are_rejected_in_bounded_alerts(master, be
     wait_for(lambda: len([e for e in events(event_listener, master, "salt/run/*/ret", started)]) >= 1000,
              timeout=900, interval=2, what="a reaction to each of the thousand events")  # fmt: skip
     alerts = events(event_listener, master, "ucarp/web/alert/rejected", started)
-    assert 1 <= len(alerts) <= 20  # REJECT_BURST in a minute; the rest counted
+    assert 1 <= len(alerts) <= 100  # REJECT_BURST in a minute; the rest counted
     assert not events(event_listener, master, "ucarp/web/failover/complete", started)
     assert status(master)["web"]["master"] is not None
 
