@@ -1090,7 +1090,7 @@ def history(name=None, since=None, limit=50):
         start = _since_time(since)
     except _Refused as exc:
         __context__["retcode"] = 1
-        return {"result": False, "comment": f"refused: {exc}"}
+        return {"result": False, "comment": f"refused: {exc}", "retcode": 1}
     found = [
         e
         for e in _entries()

@@ -13,6 +13,8 @@ the ones moved by ``salt-run ucarp.switchover``.
 import copy
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -434,11 +436,27 @@ def records_of(bed, gz_name, uuid, cluster="web"):
     return MODEL.parse_records("transition", text, cluster, CLUSTERS[cluster]["vip"])
 
 
-def send_list(master, sender, items):
-    """Events sent as a list in one load (what a beacon sends; any minion can
-    write one): Salt does not check the ``id`` inside them."""
-    preload = {"events": [{"tag": tag, "data": data} for tag, data in items]}
-    salt(master, "event.send", "ucarp/batch", f"preload={json.dumps(preload)}", tgt=sender)
+SEND_LIST = """
+import json, sys
+import salt.client
+caller = salt.client.Caller(sys.argv[1])
+with open(sys.argv[2], encoding="utf-8") as fh:
+    preload = json.load(fh)
+assert caller.cmd("event.send", "ucarp/batch", preload=preload) is True
+"""
+
+
+def send_list(minions, sender, items, tmp_path):
+    """Events sent as a list in one load, as ``salt-call event.send ...
+    preload='{"events": [...]}'`` does on ``sender`` (what a beacon sends; any
+    minion can write one): Salt does not check the ``id`` inside them.  Through
+    Salt's Caller with the minion's own configuration and keys, the load in a
+    file: a thousand events do not fit on a command line."""
+    path = tmp_path / "load.json"
+    path.write_text(json.dumps({"events": [{"tag": tag, "data": data} for tag, data in items]}))
+    proc = subprocess.run([sys.executable, "-c", SEND_LIST, minions[sender].config_file, str(path)],
+                          check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def web_roles(master):
@@ -449,7 +467,9 @@ def web_roles(master):
 
 
 @pytest.mark.matrix
-def test_an_event_list_claiming_another_hypervisor_changes_nothing(master, bed, highstate, event_listener):
+def test_an_event_list_claiming_another_hypervisor_changes_nothing(
+    master, minions, bed, highstate, event_listener, tmp_path
+):
     """gz1 sends an event list whose data claims gz2's id and a plausible
     master transition of gz2's zone (its real UUID and epoch, the next
     number): gz2's own answer does not have it, so nothing reacts, gz2 gets no
@@ -459,13 +479,12 @@ def test_an_event_list_claiming_another_hypervisor_changes_nothing(master, bed, 
     uuid = zone_uuid(bed, "gz2", victim)
     last = records_of(bed, "gz2", uuid)[-1]
     key = f"{uuid}/web/transition"
-    acked_before = salt(master, "ucarp.acks", tgt="gz2").get(key)
     before = status(master)["web"]
     forged = {"cluster": "web", "zone": victim, "zone_uuid": uuid, "role": "master", "epoch": last["epoch"],
               "seq": last["seq"] + 1, "ts": int(time.time()), "vip": "192.0.2.100", "vhid": 101, "interface": "net0",
               "gz": "gz2", "kind": "transition", "ack": key}  # fmt: skip
     started = time.time()
-    send_list(master, "gz1", [("ucarp/web/master", {"id": "gz2", "data": forged})])
+    send_list(minions, "gz1", [("ucarp/web/master", {"id": "gz2", "data": forged})], tmp_path)
     alert = wait_event(event_listener, master, "ucarp/web/alert/rejected", started)
     assert (alert.data["claimed"], alert.data["actual"]) == ("gz2", None)
     assert f"gz2 has no record {forged['seq']} of {victim}" in alert.data["reason"]
@@ -473,9 +492,11 @@ def test_an_event_list_claiming_another_hypervisor_changes_nothing(master, bed, 
     reacted = events(event_listener, master, "ucarp/web/failover/complete", started,
                      lambda e: covered(e, zone=victim, seq=forged["seq"], epoch=forged["epoch"]))  # fmt: skip
     assert reacted == []
-    assert salt(master, "ucarp.acks", tgt="gz2").get(key) == acked_before  # no acknowledgement for it
+    # No acknowledgement for it reached gz2 (its own records may move on meanwhile: those are acknowledged).
+    assert not MODEL.covers(salt(master, "ucarp.acks", tgt="gz2").get(key), forged)
     after = status(master)["web"]
-    assert after["master"] == before["master"] and after["last_transition"] == before["last_transition"]
+    assert after["master"] == before["master"]
+    assert (after["last_transition"] or {}).get("ts") != forged["ts"] or after["last_transition"]["zone"] != victim
 
 
 def runners_in_flight(listener, master, after):
@@ -550,9 +571,13 @@ def test_a_zone_rolled_back_to_a_snapshot_still_gets_its_next_failover_reacted_t
         wait_event(event_listener, master, "ucarp/web/failover/complete", started,
                    lambda e: taken_over(e, backup["zone"], started), timeout=120)  # fmt: skip
         primary, backup = web_roles(master)
-        assert backup["zone"] == rolled
-        done = fail_over(master, bed, event_listener, primary, backup)
-        assert [t for t in done.data["transitions"] if t["zone"] == backup["zone"] and t["role"] == "master"]
+        if primary["zone"] == rolled:
+            # It booted as a backup and won the election back (lower advskew): that transition was reacted to.
+            wait_event(event_listener, master, "ucarp/web/failover/complete", started,
+                       lambda e: taken_over(e, rolled, started), timeout=120)  # fmt: skip
+        else:
+            done = fail_over(master, bed, event_listener, primary, backup)
+            assert [t for t in done.data["transitions"] if t["zone"] == rolled and t["role"] == "master"]
     finally:
         gz.run("vmadm", "delete-snapshot", uuid, "before")
 
@@ -567,14 +592,16 @@ def test_history_lists_transitions_and_reactions_newest_last(master, highstate):
     assert [e["at"] for e in entries] == sorted(e["at"] for e in entries)
     reaction = next(e for e in reversed(entries) if e["kind"] == "reaction")
     assert reaction["data"]["actions"] and set(reaction["data"]["timings"]) >= {"transition", "actions_done"}
-    table = master.salt_run_cli(timeout=120).run("ucarp.history", "since=1h", "limit=5")
+    table = master.salt_run_cli(timeout=120).run("ucarp.history", "since=1h", "limit=5", "--out=nested")
     assert table.returncode == 0 and "time (UTC)" in table.stdout, table.stdout
     assert len([line for line in table.stdout.splitlines() if " web " in line]) <= 5
-    bad = master.salt_run_cli(timeout=120).run("ucarp.history", "since=yesterday")
+    bad = master.salt_run_cli(timeout=120).run("ucarp.history", "since=yesterday", "--out=nested")
     assert bad.returncode == 1 and "since='yesterday'" in bad.stdout
 
 
-def test_malformed_events_on_the_bus_are_each_rejected_with_the_reason(master, bed, highstate, event_listener):
+def test_malformed_events_on_the_bus_are_each_rejected_with_the_reason(
+    master, minions, bed, highstate, event_listener, tmp_path
+):
     """Sent as one list from gz1: each bad field gets its own alert/rejected,
     and nothing else happens."""
     uuid = zone_uuid(bed, "gz1", "web-a")
@@ -592,7 +619,7 @@ def test_malformed_events_on_the_bus_are_each_rejected_with_the_reason(master, b
     items = [(f"ucarp/{d['cluster']}/master", {"id": "gz1", "data": d}) for d in bad.values()]
     items.append(("ucarp/web/backup", {"id": "gz1", "data": good}))  # the tag says backup, the data master
     started = time.time()
-    send_list(master, "gz1", items)
+    send_list(minions, "gz1", items, tmp_path)
     wanted = set(bad) | {"the tag 'ucarp/web/backup' does not match the data"}
     got = wait_for(lambda: (r := {e.data["reason"] for e in events(event_listener, master, "ucarp/*/alert/rejected",
                                                                    started)}) >= wanted and r,
@@ -602,15 +629,22 @@ def test_malformed_events_on_the_bus_are_each_rejected_with_the_reason(master, b
     assert not events(event_listener, master, "ucarp/*/failover/complete", started)
 
 
-def test_a_thousand_events_in_one_load_are_rejected_in_bounded_alerts(master, bed, highstate, event_listener):
+def test_a_thousand_events_in_one_load_are_rejected_in_bounded_alerts(
+    master, minions, bed, highstate, event_listener, tmp_path
+):
     started = time.time()
     forged = {"cluster": "web", "zone": "web-b", "zone_uuid": "nope", "role": "master", "seq": 1, "ts": 1,
               "vip": "192.0.2.100", "vhid": 101, "gz": "gz2"}  # fmt: skip
-    send_list(master, "gz1", [("ucarp/web/master", {"id": "gz2", "data": dict(forged, seq=n)}) for n in range(1, 1001)])
+    items = [("ucarp/web/master", {"id": "gz2", "data": dict(forged, seq=n)}) for n in range(1, 1001)]
+    send_list(minions, "gz1", items, tmp_path)
     wait_for(lambda: len([e for e in events(event_listener, master, "salt/run/*/ret", started)]) >= 1000,
              timeout=900, interval=2, what="a reaction to each of the thousand events")  # fmt: skip
     alerts = events(event_listener, master, "ucarp/web/alert/rejected", started)
-    assert 1 <= len(alerts) <= 100  # REJECT_BURST in a minute; the rest counted
+    # At most REJECT_BURST (100) per cluster and minute; the rest counted, and the next alert says how many.
+    minutes = 1 + int((alerts[-1].stamp - alerts[0].stamp).total_seconds() // 60)
+    assert 1 <= len(alerts) <= 100 * minutes < 1000
+    if len(alerts) > 100:
+        assert any(e.data.get("suppressed") for e in alerts)
     assert not events(event_listener, master, "ucarp/web/failover/complete", started)
     assert status(master)["web"]["master"] is not None
 
