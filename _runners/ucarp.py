@@ -737,7 +737,7 @@ def _converge(name, cluster):
             if not batch and not ready:
                 return []  # the one before covered them
             cluster = _clusters(batch[-1]["host"] if batch else ready[-1]["gz"]).get(name) or cluster
-            first, rejected = None, []
+            first, rejected, waiting = None, [], []
             if batch:
                 found, silent, answers = _holders(cluster, {i["zone"]: cursors.get(i["key"]) for i in batch})
                 first = (found, silent)
@@ -749,6 +749,7 @@ def _converge(name, cluster):
                         got, bad, later = _confirm("transition", items, cursors.get(key), answers.get(items[0]["zone"]),
                                                    silent)  # fmt: skip
                         rejected += bad
+                        waiting += later
                         fresh = [r for r in got if not _util("covers")(state["cursors"].get(key), r)]
                         state["ready"] = state.setdefault("ready", []) + _take(state, "transition", items, fresh)
                         done |= {_ident(i) for i in items if i not in later}
@@ -760,7 +761,7 @@ def _converge(name, cluster):
                 _reject(_util("record_tag")("transition", name, item), item["claimed"], name, reason)
             if not ready:
                 out = {"rejected": [reason for _item, reason in rejected]} if rejected else {}
-                hosts = sorted({i["host"] for i in batch} & set(first[1] if first else []))
+                hosts = sorted({i["host"] for i in waiting})
                 if hosts:  # kept in pending, not acknowledged: the beacon sends it again
                     out["unconfirmed"] = f"{', '.join(hosts)} did not answer: the records wait to be confirmed"
                 return [out] if out else []
