@@ -1172,3 +1172,47 @@ def test_call_raises_a_typed_error_from_the_structured_return(runner, reply, rea
 def test_a_return_that_merely_says_error_is_not_an_error(runner):
     runner.local.cmd = lambda tgt, fun, *a, **k: {"gz2": {"ret": "ERROR is what the command printed", "retcode": 0}}
     assert runner._call("gz2", "zlogin.run_stdout", "web-b", "cat /tmp/x") == "ERROR is what the command printed"
+
+
+# The runner: history ----------------------------------------------------------------
+
+
+def test_the_history_keeps_the_newest_entries_up_to_its_size(runner, monkeypatch):
+    runner.__opts__["ucarp"] = {"history_size": 5}
+    for seq in range(1, 9):
+        runner.transition(*event(seq=seq, role="master" if seq % 2 else "backup"))
+    entries = runner._entries()
+    assert len(entries) == 5
+    assert [e["at"] for e in entries] == sorted(e["at"] for e in entries)
+    assert entries[-1]["kind"] == "reaction" and entries[-2]["record"]["seq"] == 8
+    assert sorted(os.listdir(os.path.join(runner.__opts__["cachedir"], "ucarp", "history")))[:-1] == [
+        f"{n:012d}.p" for n in range(12, 17)
+    ]  # the oldest files are gone, not only hidden
+
+
+def test_history_filters_and_lists_as_a_table_or_as_entries(runner, monkeypatch):
+    runner.transition(*event(seq=1))
+    runner.transition(*event(seq=2, vhid=7))  # rejected: an alert
+    runner.__opts__["output"] = "json"
+    entries = runner.history()
+    assert [e["kind"] for e in entries] == ["transition", "reaction", "alert"]
+    assert runner.history(limit=1) == entries[-1:]
+    assert runner.history("db") == []
+    assert runner.history(since=entries[1]["at"]) == entries[2:]
+    assert runner.history(since="1h") == entries  # the fixture's clock: every entry is within the hour
+    runner.__opts__["output"] = None
+    table = runner.history().splitlines()
+    assert table[0].split() == ["time", "(UTC)", "cluster", "kind", "what"]
+    assert "web-b on gz2 became master (record 1)" in table[1]
+    assert "web-b on gz2 holds the VIP; 2/2 actions ok" in table[2]
+    assert "rejected: the VIP or VHID does not match pillar" in table[3]
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [({"since": "yesterday"}, "since='yesterday'"), ({"limit": -1}, "limit=-1"), ({"name": "../x"}, "'../x'")],
+)
+def test_history_refuses_bad_arguments(runner, args, why):
+    found = runner.history(**args)
+    assert found["result"] is False and why in found["comment"] and found["retcode"] == 1
+    assert runner.__context__["retcode"] == 1
