@@ -1,21 +1,27 @@
 """
-Deliver the VIP transitions recorded in this global zone's zones to the master.
+Deliver the records kept in this global zone's zones to the master.
 
-The formula's hooks append each transition to
-``/var/db/ucarp/<cluster>.transitions`` in the zone.  This beacon reads those
-files from the global zone (no process per zone: plain reads below each
-zone's root, never following a link the zone may have planted) and sends
-every new line to the master as the event ``ucarp/<cluster>/<role>``, one at
-a time, in order, waiting for the master to take it.  The health changes the
-zone's agent records (``/var/db/ucarp/<cluster>.health``, with health checks
-in pillar) go the same way as ``ucarp/<cluster>/health/<healthy|sick>``.  What the master did not
-take (it is down, say) is sent again at the next interval.  What it took but
-no reaction acknowledged (``ucarp.ack``, called by the master's runner) within
+The formula's hooks append each VIP transition to
+``/var/db/ucarp/<cluster>.transitions`` in the zone, and its agent each health
+change to ``/var/db/ucarp/<cluster>.health`` (with health checks in pillar),
+through ``ucarp-record``.  This beacon reads those files from the global zone
+(no process per zone: plain reads below each zone's root, never following a
+link the zone may have planted) and sends every new record to the master,
+one at a time, in order, waiting for the master to take it: a transition as
+``ucarp/<cluster>/<role>``, a health change as
+``ucarp/<cluster>/health/<healthy|sick>``.  The record kinds, keys, tags and
+the cursor that says what is new (a record file that went back starts a new
+epoch: its new records are sent, its old ones never again) come from the
+formula's model (``ucarp_model``), which the master's runner uses too.
+
+What the master did not take (it is down, say) is sent again at the next
+interval.  What it took but no reaction acknowledged (``ucarp.ack``, called
+by the master's runner once the hypervisor has confirmed the record) within
 ``ACK_WAIT`` seconds is sent again too, up to ``RESENDS`` times: the master's
 reactor may still be starting when a restarted master takes the first
 events, and the runner ignores a record it has already handled.  Nothing is
-lost.  Where it has got to is kept in the minion's cache, per zone UUID and
-cluster.
+lost.  Where it has got to is kept in the minion's cache, per record key
+(``<zone uuid>/<cluster>/<kind>``).
 
 Enable it in pillar (or the minion config)::
 
