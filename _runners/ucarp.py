@@ -5,14 +5,19 @@ The hypervisors' ``ucarp`` beacon sends each transition as the event
 ``ucarp/<cluster>/<role>``; the reactor hands it to ``ucarp.transition``,
 which:
 
-- trusts only the sending minion's id: the cluster, zone, VIP and VHID must
-  match pillar, and pillar must say that this hypervisor hosts that zone.
-  Anything else changes nothing and fires ``ucarp/<cluster>/alert/rejected``;
-- processes each node's transitions once and in order (a gap is filled from
-  the zone's own record, a repeat is ignored), then acknowledges the record
-  to the sending hypervisor (``ucarp.ack``): the beacon sends a record again
-  until a reaction has acknowledged it, so an event the reactor missed (it
-  was still starting after a master restart) is not lost;
+- trusts only what the hypervisor that hosts the zone confirms: the event's
+  fields are checked (types, sizes; the cluster, zone, VIP and VHID against
+  the claimed sender's pillar), then the record is taken only if that
+  hypervisor returns it in its own answer to the first holders round (an
+  event sent as a list may carry any minion id).  Anything else changes
+  nothing and fires ``ucarp/<cluster>/alert/rejected``;
+- processes each node's records once and in order, by the shared model's
+  cursor (a record file that went back starts a new epoch: its new records
+  are taken, its old ones never again; a gap is filled from the same
+  answer), then acknowledges them to their hypervisor (``ucarp.ack``): the
+  beacon sends a record again until a reaction has acknowledged it, so an
+  event the reactor missed (it was still starting after a master restart)
+  is not lost;
 - converges the cluster on who holds its VIP, in two rounds each sent to
   all the cluster's hypervisors at once: ``ucarp.holders`` (again only
   while the VIP has not settled on one holder), then ``ucarp.run_actions``,
@@ -28,7 +33,9 @@ which:
   the minion's grains; see ``_pillar_fingerprint``), not once per event.
 
 ``salt-run ucarp.status`` shows every cluster: VIP, master zone and
-hypervisor, backups, last transition, alert.
+hypervisor, backups, last transition, alert; ``salt-run ucarp.history``
+what happened.  The runner's state, the pillar models and the history live
+in Salt's own cache (``salt.cache``).
 
 :depends: the formula's ``ucarp_model`` util, synced to the master
     (``salt-run saltutil.sync_all``), or the formula pip-installed there
@@ -294,7 +301,7 @@ def _call(minion, fun, *args, **kwargs):
 # With an external pillar configured, files and grains do not say everything
 # the pillar depends on: a cached model is then compiled again after this long.
 EXT_PILLAR_TTL = 60
-_MODELS = {}  # minion id -> (fingerprint, time compiled, clusters); this loader's copy of the disk cache
+_MODELS = {}  # minion id -> (fingerprint, time compiled, clusters); this loader's copy of the master's cache
 
 
 def _walk_files(root):
