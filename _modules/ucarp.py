@@ -225,7 +225,7 @@ def _after(value, name="after"):
     return found
 
 
-RECORDS_LIMIT = 100  # records one answer carries at most (the newest)
+RECORDS_LIMIT = 1000  # records one answer carries at most (the newest): as many as a record file keeps
 
 
 def records(zone, cluster, kind="transition", after=None, limit=RECORDS_LIMIT):
@@ -243,7 +243,7 @@ def records(zone, cluster, kind="transition", after=None, limit=RECORDS_LIMIT):
         came after the cursor is the new epoch's records, not the old ones.
 
     limit
-        At most this many, the newest (default 100).
+        At most this many, the newest (default 1000, as many as a record file keeps).
 
     ``{"zone", "uuid", "records": [{"epoch", "seq", "ts", ...}]}``, read
     under the zone's root with no process.  The master's runner confirms
