@@ -55,6 +55,7 @@ import salt.cache
 import salt.client
 import salt.utils.event
 import salt.utils.minions
+import salt.utils.verify
 import salt.version
 
 try:  # pip-installed as a Salt extension, whose utils Salt's loader does not read
@@ -399,7 +400,7 @@ def _clusters(minion):
 
 MAX_TEXT = 500  # longest detail or value an event may carry where text is expected
 MAX_PENDING = 256  # transitions of a cluster waiting to be confirmed; more are refused
-REJECT_WINDOW, REJECT_BURST = 60, 100  # at most this many alert/rejected per cluster per window
+REJECT_WINDOW, REJECT_BURST = 60, 100  # at most this many alert/rejected per cluster and sender per window
 UNSIGNED = (
     "an event in a list carries the id its sender wrote, and Salt does not say who sent it; only a "
     "single event's id is authenticated"
@@ -430,6 +431,8 @@ def _check_event(tag, data, kind="transition"):
     sender, payload = data.get("id"), data.get("data")
     if not isinstance(sender, str) or not 0 < len(sender) <= 255:
         return None, None, f"malformed sender id {_short(sender)}"
+    if not _accepted(sender):
+        return None, None, f"{_short(sender)} is not a minion whose key this master has accepted"
     if not isinstance(payload, dict):
         return sender, None, "the event has no data"
     name, zone = payload.get("cluster"), payload.get("zone")
@@ -475,14 +478,25 @@ def _check_event(tag, data, kind="transition"):
     return sender, item, None
 
 
+def _accepted(minion):
+    """Whether ``minion`` is a valid id whose key the master has accepted: no
+    pillar is compiled for an id that an event merely names."""
+    if not salt.utils.verify.valid_id(__opts__, minion):
+        return False
+    return os.path.isfile(os.path.join(__opts__["pki_dir"], "minions", minion))
+
+
 def _reject(tag, sender, name, reason, actual=None):
     """Fire ``ucarp/<cluster>/alert/rejected`` (at most ``REJECT_BURST`` per
-    cluster and ``REJECT_WINDOW`` seconds: a flood of bad events is
-    counted, and the next alert says how many were not fired)."""
+    cluster, claimed sender and ``REJECT_WINDOW`` seconds: a flood of bad
+    events is counted, and the next alert says how many were not fired).
+    The claimed senders are accepted minions, so the alerts of a fleet are
+    bounded too."""
     safe = name if isinstance(name, str) and CLUSTER_RE.match(name) else "unknown"
     log.warning("ucarp: rejected %s from %s: %s", _short(tag, 200), sender, reason)
+    who = hashlib.sha256(str(sender).encode()).hexdigest()[:16]
     with _Flock(safe, ".rejected"):
-        window = _fetch(REJECTED_BANK, safe)
+        window = _fetch(REJECTED_BANK, f"{safe}.{who}")
         now = time.time()
         if now - window.get("start", 0) > REJECT_WINDOW:
             window = {"start": now, "fired": 0, "suppressed": window.get("suppressed", 0)}
@@ -492,7 +506,7 @@ def _reject(tag, sender, name, reason, actual=None):
             window["fired"] += 1
         else:
             window["suppressed"] = window.get("suppressed", 0) + 1
-        _cache().store(REJECTED_BANK, safe, window)
+        _cache().store(REJECTED_BANK, f"{safe}.{who}", window)
     if fire:
         alert = {"sender": sender, "claimed": sender, "actual": actual, "tag": _short(tag, 200), "reason": reason}
         if suppressed:

@@ -354,7 +354,12 @@ class FakeLocal:
 
 @pytest.fixture
 def runner(tmp_path, monkeypatch):
-    opts = dict(salt.config.DEFAULT_MASTER_OPTS, cachedir=str(tmp_path), sock_dir=str(tmp_path), conf_file="")
+    pki = tmp_path / "pki"
+    (pki / "minions").mkdir(parents=True)
+    for minion in ("gz1", "gz2"):
+        (pki / "minions" / minion).write_text("an accepted key\n")
+    opts = dict(salt.config.DEFAULT_MASTER_OPTS, cachedir=str(tmp_path), sock_dir=str(tmp_path), conf_file="",
+                pki_dir=str(pki))  # fmt: skip
     module = load_salt_module("_runners", "ucarp", opts=opts)
     module.__utils__ = UTILS
     module.__salt__ = {"pillar.show_pillar": lambda minion: PILLAR}
@@ -510,12 +515,28 @@ def test_malformed_or_hostile_transitions_are_rejected_and_change_nothing(runner
         ("ucarp/web/master", None, "the event's data is not a mapping"),
         ("ucarp/web/master", {"id": 12, "data": {}}, "malformed sender id 12"),
         ("ucarp/web/master", {"id": "", "data": {}}, "malformed sender id ''"),
+        ("ucarp/web/master", {"id": "gz9", "data": {}}, "'gz9' is not a minion whose key this master has accepted"),
+        (
+            "ucarp/web/master",
+            {"id": "../gz1", "data": {}},
+            "'../gz1' is not a minion whose key this master has accepted",
+        ),
         ("ucarp/web/master", {"id": "gz2", "data": "master"}, "the event has no data"),
         ("ucarp/web/admin", event(role="admin", forged=True)[1], "malformed role or VHID"),
         ("ucarp/db/master", event(forged=True)[1], "the tag 'ucarp/db/master' does not match the data"),
         ("ucarp/db/master", event(cluster="db", forged=True)[1], "no cluster db in the pillar of gz2"),
     ],
-    ids=["no-data", "id-not-a-string", "empty-id", "data-not-a-mapping", "role", "tag", "unknown-cluster"],
+    ids=[
+        "no-data",
+        "id-not-a-string",
+        "empty-id",
+        "unknown-minion",
+        "traversal",
+        "data-not-a-mapping",
+        "role",
+        "tag",
+        "unknown-cluster",
+    ],
 )
 def test_events_of_the_wrong_shape_are_rejected(runner, tag, data, reason):
     assert runner.transition(tag, data) == {"rejected": reason}
