@@ -318,6 +318,15 @@ def show_status(cluster):
     return report.get(CLUSTER, {}).get("master")
 
 
+def show_history(cluster):
+    """``salt-run ucarp.history``, as an operator types it: the table."""
+    proc = cluster.run_cli("salt-run", "--no-color", "ucarp.history", CLUSTER, "limit=12", timeout=120)
+    if proc.returncode != 0 or "time (UTC)" not in proc.stdout:
+        raise DemoError(f"salt-run ucarp.history failed (exit {proc.returncode}): {proc.stdout}{proc.stderr}")
+    say(f"salt-run ucarp.history {CLUSTER} limit=12 (kept in the master's salt.cache; --out=json for machines):\n"
+        + proc.stdout.rstrip())  # fmt: skip
+
+
 def client_fetch(bed, client, expected):
     answer = poll(lambda: app_answer(bed, client) == expected and expected, WAIT, 0.3)
     if not answer:
@@ -510,6 +519,7 @@ def story(bed, holder):
         if not show_status(cluster):
             raise DemoError("ucarp.status shows no master after the switchover")
         timeline.pump()
+        show_history(cluster)
     say("done: a maintenance stop handed the VIP over with no gap; after a crash UCARP moved it on its own;\n"
         "Salt saw both, moved the service, moved the VIP back on request, and reports the cluster healthy")  # fmt: skip
 
