@@ -1062,13 +1062,20 @@ def _summary(entry):
         took, end, begin = "", timings.get("actions_done"), timings.get("transition")
         if isinstance(end, (int, float)) and isinstance(begin, (int, float)):
             took = f" in {end - begin:.1f} s"
-        actions = data.get("actions") or []
-        done = sum(1 for a in actions if isinstance(a, dict) and a.get("ok"))
-        return f"{master.get('zone')} on {master.get('gz')} holds the VIP; {done}/{len(actions)} actions ok{took}"
+        actions = [a for a in data.get("actions") or [] if isinstance(a, dict)]
+        counts = [(sum(1 for a in actions if a.get("ok") is want), what)
+                  for want, what in ((True, "ok"), (False, "failed"), (None, "skipped"))]  # fmt: skip
+        said = ", ".join(f"{n} {what}" for n, what in counts if n) or "no"
+        return f"{master.get('zone')} on {master.get('gz')} holds the VIP; actions: {said}{took}"
     if kind == "alert":
         why = data.get("reason") or ", ".join(h.get("zone", "?") for h in data.get("holders") or []) or ""
         return f"{what}{': ' + why if why else ''}"
-    return f"{what}: {data.get('comment') or data.get('reason') or data.get('to') or ''}".rstrip(": ")
+    if kind == "switchover":
+        detail = f"{data.get('from')} -> {data.get('to')}"
+    else:
+        detail = f"{data.get('master')} kept the VIP" if data.get("master") else ""
+    reason = f" ({data['reason']})" if data.get("reason") else ""
+    return f"{what}: {detail}{reason}".rstrip(": ")
 
 
 def history(name=None, since=None, limit=50):

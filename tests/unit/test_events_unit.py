@@ -1225,7 +1225,7 @@ def test_history_filters_and_lists_as_a_table_or_as_entries(runner, monkeypatch)
     table = runner.history().splitlines()
     assert table[0].split() == ["time", "(UTC)", "cluster", "kind", "what"]
     assert "web-b on gz2 became master (record 1)" in table[1]
-    assert "web-b on gz2 holds the VIP; 2/2 actions ok" in table[2]
+    assert "web-b on gz2 holds the VIP; actions: 2 ok in " in table[2]
     assert "rejected: the VIP or VHID does not match pillar" in table[3]
 
 
@@ -1237,3 +1237,12 @@ def test_history_refuses_bad_arguments(runner, args, why):
     found = runner.history(**args)
     assert found["result"] is False and why in found["comment"] and found["retcode"] == 1
     assert runner.__context__["retcode"] == 1
+
+
+def test_history_says_what_a_switchover_and_a_rollout_did(runner):
+    runner._fire("ucarp/web/switchover/complete", {"from": "web-a", "to": "web-b", "timings": {}})
+    runner._fire("ucarp/web/rollout/failed", {"master": "web-a", "reason": "web-b did not answer"})
+    runner.__opts__["output"] = None
+    table = runner.history().splitlines()
+    assert table[1].endswith("switchover  switchover/complete: web-a -> web-b")
+    assert table[2].endswith("rollout     rollout/failed: web-a kept the VIP (web-b did not answer)")
