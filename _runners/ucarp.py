@@ -590,7 +590,7 @@ def _act(cluster, master):
 
 
 def _same(a, b):
-    return (a.get("epoch", ""), a.get("seq")) == (b.get("epoch", ""), b.get("seq"))
+    return _record_id(a) == _record_id(b)
 
 
 def _well_formed(kind, record):
@@ -717,7 +717,7 @@ VIP_ALERTS = ("no-master", "split-brain", "unknown")  # alerts about who holds t
 
 
 def _ident(item):
-    return (item["key"], item.get("epoch", ""), item["seq"])
+    return (item["key"], *_record_id(item))
 
 
 def _converge(name, cluster):
