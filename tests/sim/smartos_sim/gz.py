@@ -13,13 +13,12 @@
 Several global zones (several roots) share one simulated LAN (see ``lan``).
 """
 
-import contextlib
-import fcntl
-import json
 import os
-import uuid as uuidlib
 
 from .common import ToolError
+
+# zlogin, the bed's hottest tool, imports this module on every call: what
+# only a few functions need (json, fcntl, uuid) is imported there.
 
 DEFAULT_ROOT = "/var/tmp/smartos-sim/gz"
 
@@ -30,6 +29,8 @@ def root():
     """This global zone's state directory, created on first use."""
     path = os.path.abspath(os.environ.get("SMARTOS_SIM_ROOT") or DEFAULT_ROOT)
     if not os.path.isdir(os.path.join(path, "vms")):
+        import uuid as uuidlib
+
         # A fresh hypervisor: no image installed, imgadm's default source.
         for sub in ("images", "vms", "zones"):
             os.makedirs(os.path.join(path, sub), exist_ok=True)
@@ -55,6 +56,8 @@ def server():
 
 def write_json(path, data, mode=0o644):
     """Write ``data`` as JSON to ``path`` atomically."""
+    import json
+
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as fh:
@@ -64,19 +67,28 @@ def write_json(path, data, mode=0o644):
 
 
 def read_json(path):
+    import json
+
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
 
 
-@contextlib.contextmanager
-def locked():
+class locked:  # noqa: N801 - used as ``with gz.locked():``
     """Serialise the commands that change this global zone."""
-    fd = os.open(os.path.join(root(), ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+
+    def __enter__(self):
+        import fcntl
+
+        self.fd = os.open(os.path.join(root(), ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
 
 
 def vm_path(uuid):
@@ -122,8 +134,10 @@ def install_image(manifest):
 
 def remove_image(uuid):
     for suffix in (".json", ".source"):
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(os.path.join(root(), "images", uuid + suffix))
+        except FileNotFoundError:
+            pass
 
 
 def sources():
@@ -140,3 +154,25 @@ def save_sources(items):
 
 def not_configured(uuid):
     return ToolError(f"zoneadm: {uuid}: No such zone configured", 1)
+
+
+def starttime(pid):
+    """The kernel start time of ``pid``, or None if it is not a live process."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    if fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
+
+
+def init_pid(uuid):
+    """The host PID of a running zone's init, or None."""
+    try:
+        with open(os.path.join(zone_dir(uuid), "init.pid")) as fh:
+            pid, start = fh.read().split()
+    except (FileNotFoundError, ValueError):
+        return None
+    return int(pid) if starttime(int(pid)) == start else None

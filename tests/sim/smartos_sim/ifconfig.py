@@ -31,17 +31,24 @@ addresses, unplumbing a physical interface, and the rarely used keywords
 """
 
 import fcntl
-import ipaddress
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 from smartos_sim.common import ToolError, zone_path
 
 STATE_FILE = ("run", "smartos-sim", "ifconfig.json")
+
+
+def _ipv4(value):
+    """``ipaddress.IPv4Address``, imported on first use: ``ifconfig -a`` (every
+    ``ucarp.status`` runs it in each zone) needs no address arithmetic."""
+    import ipaddress
+
+    return ipaddress.IPv4Address(value)
+
 
 # Interface flags (illumos <net/if.h>), in ifconfig.c's if_flags_tbl order.
 IFF_UP = 0x1
@@ -182,8 +189,8 @@ def prefix_of(mask):
 def broadcast_of(addr, prefix):
     if not addr or prefix is None:
         return None
-    value = int(ipaddress.IPv4Address(addr))
-    return str(ipaddress.IPv4Address(value | (~mask_of(prefix) & 0xFFFFFFFF)))
+    value = int(_ipv4(addr))
+    return str(_ipv4(value | (~mask_of(prefix) & 0xFFFFFFFF)))
 
 
 def classful_prefix(addr):
@@ -201,7 +208,7 @@ def classful_prefix(addr):
 def parse_inet(text):
     """An IPv4 address as ``in_getaddr`` accepts it, or None."""
     if re.fullmatch(r"0[xX][0-9a-fA-F]{1,8}", text):
-        return str(ipaddress.IPv4Address(int(text, 16)))
+        return str(_ipv4(int(text, 16)))
     parts = text.split(".")
     if len(parts) == 4 and all(re.fullmatch(r"[0-9]{1,3}", p) for p in parts):
         if all(int(p) <= 255 for p in parts):
@@ -230,7 +237,7 @@ def in_getaddr(text, allow_prefix):
 
 def netmasks_lookup(addr):
     """getnetmaskbyaddr(3SOCKET) against the zone's /etc/inet/netmasks."""
-    value = int(ipaddress.IPv4Address(addr))
+    value = int(_ipv4(addr))
     for rel in ("etc/inet/netmasks", "etc/netmasks"):
         try:
             with open(zone_path(rel), encoding="utf-8") as handle:
@@ -244,8 +251,8 @@ def netmasks_lookup(addr):
             net, mask = parse_inet(fields[0]), parse_inet(fields[1])
             if net is None or mask is None:
                 continue
-            mask_value = int(ipaddress.IPv4Address(mask))
-            if value & mask_value == int(ipaddress.IPv4Address(net)):
+            mask_value = int(_ipv4(mask))
+            if value & mask_value == int(_ipv4(net)):
                 return mask_value
         return None
     return None
@@ -256,11 +263,9 @@ def netmasks_lookup(addr):
 
 def ip_binary():
     """iproute2's ``ip``, also when a hook runs with a minimal PATH."""
-    found = shutil.which("ip")
-    if found:
-        return found
-    for candidate in ("/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"):
-        if os.access(candidate, os.X_OK):
+    path = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
+    for candidate in [os.path.join(d, "ip") for d in path] + ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     return die("ifconfig: cannot run ip(8): iproute2 is not installed")
 
@@ -540,7 +545,7 @@ class Command:
                     self.g_netmask = "+"
                 else:
                     addr, _ = in_getaddr(value, allow_prefix=False)
-                    self.g_netmask = int(ipaddress.IPv4Address(addr))
+                    self.g_netmask = int(_ipv4(addr))
         while args:
             word = args.pop(0)
             handler = getattr(self, "cmd_" + word.replace("-", "_"), None) if word.isidentifier() else None
@@ -629,10 +634,10 @@ class Command:
             mask = netmasks_lookup(lif.addr)
             if mask is None:
                 return
-            print(f"Setting netmask of {self.name} to {ipaddress.IPv4Address(mask)}")
+            print(f"Setting netmask of {self.name} to {_ipv4(mask)}")
         else:
             addr, _ = in_getaddr(value, allow_prefix=False)
-            mask = int(ipaddress.IPv4Address(addr))
+            mask = int(_ipv4(addr))
         prefix = prefix_of(mask)
         if prefix is None:
             die(f"ifconfig: SIOCSLIFNETMASK: {self.name}: Invalid argument")

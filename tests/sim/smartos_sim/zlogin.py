@@ -9,7 +9,7 @@ failures exit 1 with illumos's messages.
 import os
 import sys
 
-from . import gz, vmobj, zone
+from . import gz
 from .common import ToolError
 
 ZONE_PATH = "/usr/bin:/usr/sbin:/opt/local/bin:/opt/local/sbin"
@@ -55,12 +55,11 @@ def parse(argv):
 
 def main(argv):
     user, stdin_null, zonename, words = parse(argv)
-    if "\0" in zonename or "/" in zonename or not vmobj.UUID_RE.match(zonename):
+    if "\0" in zonename or "/" in zonename:  # any other name that is no VM's is unknown below
         raise ToolError(f"zlogin: zone '{zonename}' unknown", 1)
-    vm = gz.load_vm(zonename)
-    if vm is None:
+    if not os.path.isfile(gz.vm_path(zonename)):
         raise ToolError(f"zlogin: zone '{zonename}' unknown", 1)
-    pid = zone.init_pid(zonename)
+    pid = gz.init_pid(zonename)
     if pid is None:
         raise ToolError(f"zlogin: login allowed only to running zones ({zonename} is 'installed').", 1)
     if not words:

@@ -75,26 +75,9 @@ def _copy_simulator(zdir):
         shutil.copytree(os.path.join(SIM_DIR, part), os.path.join(target, part), ignore=ignore, symlinks=True)
 
 
-def _starttime(pid):
-    """The kernel start time of ``pid``, or None if it is not a live process."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return None
-    if fields[0] in ("Z", "X"):
-        return None
-    return fields[19]
-
-
-def init_pid(uuid):
-    """The host PID of a running zone's init, or None."""
-    try:
-        with open(os.path.join(gz.zone_dir(uuid), "init.pid")) as fh:
-            pid, start = fh.read().split()
-    except (FileNotFoundError, ValueError):
-        return None
-    return int(pid) if _starttime(int(pid)) == start else None
+# A running zone's init (kept in gz: zlogin and svcs need nothing heavier).
+_starttime = gz.starttime
+init_pid = gz.init_pid
 
 
 def boot(vm):
