@@ -90,6 +90,51 @@ def _in_run():
     return _util("run_cache", "current")(__context__) is not None
 
 
+def _wrote(zone):
+    """Count a change this run made in ``zone`` (see ``fresh``)."""
+    store = _util("run_cache", "current")(__context__)
+    if store is not None:
+        writes = store.setdefault("zlogin.writes", {})
+        name = _zonename(zone)
+        writes[name] = writes.get(name, 0) + 1
+
+
+def _started(zone, fmri, running):
+    """Note that this run (re)started ``fmri`` in ``zone`` now, or stopped it."""
+    store = _util("run_cache", "current")(__context__)
+    if store is None:
+        return
+    name = _zonename(zone)
+    started = store.setdefault("zlogin.started", {})
+    key = f"{name} {fmri}"
+    if running:
+        started[key] = store.get("zlogin.writes", {}).get(name, 0)
+    else:
+        started.pop(key, None)
+
+
+def fresh(zone, fmri):
+    """
+    Whether this state run started (or restarted) an SMF instance and has
+    changed nothing in its zone through this module since: the instance
+    then runs with every file, package and manifest the run wrote, and a
+    ``watch`` that would refresh or restart it has nothing to give it.
+    Always False outside a state run.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt gz1 zlogin.fresh zoneA svc:/network/ucarp:web
+    """
+    store = _util("run_cache", "current")(__context__)
+    if store is None:
+        return False
+    name = _zonename(zone)
+    started = store.get("zlogin.started", {}).get(f"{name} {_fmri(fmri)}")
+    return started is not None and started == store.get("zlogin.writes", {}).get(name, 0)
+
+
 def _zone_root(zone):
     """The zone's root as the global zone sees it, in a run and for a running zone
     only (from the run's one ``vmadm lookup``); None otherwise: use ``zlogin``."""
@@ -471,6 +516,7 @@ def file_write(zone, path, content, mode="0644", user="root", group="root", make
             raise SaltInvocationError(f"zlogin: {value!r} is not a valid {label} name")
     data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
     script = _script(_WRITE, path, mode, f"{user}:{group}", "yes" if makedirs else "no")
+    _wrote(zone)
     _check(zone, script, stdin=_encode(data), what=f"writing {path}", output_loglevel="quiet")
     return True
 
@@ -551,6 +597,7 @@ def file_remove(zone, path):
     """
     path = _path(path)
     script = 'if [ -e "$1" ] || [ -L "$1" ]; then rm -f "$1" && echo removed; fi'
+    _wrote(zone)
     return _check(zone, _script(script, path), what=f"removing {path}")["stdout"].strip() == "removed"
 
 
@@ -631,6 +678,7 @@ def pkg_install(zone, name):
     name = _pkg_name(name)
     before = pkg_list(zone).get(name)
     if before is None:
+        _wrote(zone)
         _check(zone, [PKGIN, "-y", "install", name], what=f"pkgin install {name}")
     after = pkg_list(zone).get(name)
     if after is None:
@@ -651,6 +699,7 @@ def pkg_remove(zone, name):
     name = _pkg_name(name)
     if name not in pkg_list(zone):
         return False
+    _wrote(zone)
     _check(zone, [PKGIN, "-y", "remove", name], what=f"pkgin remove {name}")
     return True
 
@@ -843,9 +892,13 @@ def svc_enable(zone, fmri, wait=True, temporary=False, recursive=False, clear=Fa
         salt gz1 zlogin.svc_enable zoneA svc:/network/ucarp:web
     """
     flags = [f for f, on in (("-s", wait), ("-t", temporary), ("-r", recursive)) if on]
+    was = svc_state(zone, fmri) if _in_run() else None  # this run's svcs -Z: no process
     if clear and _live_state(zone, fmri) == "maintenance":
         _svcadm(zone, "clear", fmri)
-    return _svcadm(zone, "enable", fmri, flags)
+    _svcadm(zone, "enable", fmri, flags)
+    if was is not None and was not in ("online", "degraded"):
+        _started(zone, _fmri(fmri), True)  # it starts now, with what is in the zone now
+    return True
 
 
 def svc_disable(zone, fmri, wait=True, temporary=False):
@@ -859,6 +912,7 @@ def svc_disable(zone, fmri, wait=True, temporary=False):
         salt gz1 zlogin.svc_disable zoneA svc:/network/ucarp:web
     """
     flags = [f for f, on in (("-s", wait), ("-t", temporary)) if on]
+    _started(zone, _fmri(fmri), False)
     return _svcadm(zone, "disable", fmri, flags)
 
 
@@ -873,6 +927,7 @@ def svc_restart(zone, fmri, wait=True, timeout=60):
         salt gz1 zlogin.svc_restart zoneA svc:/network/ucarp:web
     """
     _svcadm(zone, "restart", fmri)
+    _started(zone, _fmri(fmri), True)
     return _settle(zone, fmri, timeout) if wait else True
 
 
@@ -932,6 +987,7 @@ def svc_import(zone, path):
         salt gz1 zlogin.svc_import zoneA /opt/local/lib/svc/manifest/ucarp.xml
     """
     _changed_smf(zone)
+    _wrote(zone)
     _check(zone, ["svccfg", "import", _path(path)], what=f"svccfg import {path}")
     return True
 
@@ -950,5 +1006,6 @@ def svc_delete(zone, fmri):
     if not svc_instances(zone, fmri):
         return False
     _changed_smf(zone)
+    _wrote(zone)
     _check(zone, ["svccfg", "delete", "-f", _fmri(fmri)], what=f"svccfg delete {fmri}")
     return True

@@ -277,6 +277,17 @@ def absent(name, zone):
     return ret
 
 
+# The states whose changes to a zone go through the zlogin module, which
+# counts them (zlogin.fresh).
+ZONE_STATES = ("zone_file", "zone_pkg", "zone_svc")
+
+
+def _zone_changes_only():
+    """Whether every state this one watches changes zones through ``zlogin``."""
+    watched = (globals().get("__low__") or {}).get("watch") or []
+    return bool(watched) and all(isinstance(w, dict) and set(w) <= set(ZONE_STATES) for w in watched)
+
+
 def mod_watch(name, zone, sfun=None, **kwargs):
     """
     Restart (or refresh) an SMF instance in a zone when a state it watches changed.
@@ -285,6 +296,10 @@ def mod_watch(name, zone, sfun=None, **kwargs):
     ``zone_svc.running``: an online instance is restarted (waiting until it
     is online again), or refreshed with ``reload: true``; one that is not
     online is started as ``running`` does.
+    An instance this run started after the watched states changed the zone
+    (they are ``zone_file``, ``zone_pkg`` or ``zone_svc`` states, and nothing
+    changed the zone since) is left as it is: it already runs with what
+    they wrote.
     For ``zone_svc.dead`` the instance is made sure to be stopped.
 
     name
@@ -319,6 +334,11 @@ def mod_watch(name, zone, sfun=None, **kwargs):
         if state not in UP:
             return running(name, zone, enable=kwargs.get("enable", True))
         verb = "refreshed" if kwargs.get("reload") else "restarted"
+        if _zone_changes_only() and __salt__["zlogin.fresh"](zone, name):
+            ret["comment"] = (
+                f"Service {name} in zone {zone} was started by this run after what it watches changed: not {verb}"
+            )
+            return ret
         if __opts__["test"]:
             ret["result"] = None
             ret["changes"] = {verb: True}

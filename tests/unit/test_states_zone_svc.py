@@ -252,6 +252,53 @@ def test_mod_watch_with_reload_refreshes_online(smf, test_mode):
         smf.refresh.assert_called_once_with(ZONE, FMRI)
 
 
+@pytest.mark.parametrize("reload", [False, True])
+def test_mod_watch_leaves_an_instance_this_run_started_after_the_changes(smf, reload):
+    """First apply: the files, then the start, then the watch: nothing left to refresh."""
+    smf.states[FMRI] = "online"
+    module = load(smf)
+    module.__salt__["zlogin.fresh"] = MagicMock(return_value=True)
+    module.__low__ = {"watch": [{"zone_file": "conf"}, {"zone_file": "passfile"}]}
+    ret = module.mod_watch(FMRI, ZONE, sfun="running", reload=reload)
+    verb = "refreshed" if reload else "restarted"
+    assert ret == {
+        "name": FMRI,
+        "result": True,
+        "changes": {},
+        "comment": f"Service {FMRI} in zone {ZONE} was started by this run after what it watches changed: not {verb}",
+    }
+    smf.refresh.assert_not_called()
+    smf.restart.assert_not_called()
+    module.__salt__["zlogin.fresh"].assert_called_once_with(ZONE, FMRI)
+
+
+@pytest.mark.parametrize(
+    "watch",
+    [
+        [{"zone_file": "conf"}, {"file": "a global zone file"}],  # a change zlogin did not count
+        [],
+    ],
+)
+def test_mod_watch_refreshes_when_it_cannot_know_the_instance_saw_the_change(smf, watch):
+    smf.states[FMRI] = "online"
+    module = load(smf)
+    module.__salt__["zlogin.fresh"] = MagicMock(return_value=True)
+    module.__low__ = {"watch": watch}
+    ret = module.mod_watch(FMRI, ZONE, sfun="running", reload=True)
+    assert ret["changes"] == {"refreshed": True}
+    smf.refresh.assert_called_once_with(ZONE, FMRI)
+    module.__salt__["zlogin.fresh"].assert_not_called()
+
+
+def test_mod_watch_refreshes_an_instance_not_fresh(smf):
+    smf.states[FMRI] = "online"
+    module = load(smf)
+    module.__salt__["zlogin.fresh"] = MagicMock(return_value=False)
+    module.__low__ = {"watch": [{"zone_file": "conf"}]}
+    assert module.mod_watch(FMRI, ZONE, sfun="running", reload=True)["changes"] == {"refreshed": True}
+    smf.refresh.assert_called_once_with(ZONE, FMRI)
+
+
 def test_mod_watch_starts_what_is_not_online(smf):
     smf.states[FMRI] = "disabled"
     ret = load(smf).mod_watch(FMRI, ZONE, sfun="running", enable=True, __reqs__={})

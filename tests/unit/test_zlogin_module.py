@@ -230,3 +230,31 @@ def test_run_each_asks_every_zone_at_once_and_names_the_one_it_could_not_enter(z
     )
     with pytest.raises(SaltInvocationError):
         zlogin.run_each(["zoneA"])
+
+
+def test_fresh_says_a_run_started_the_instance_after_its_last_change_in_the_zone(zlogin, run):
+    """``fresh``: what lets a watch skip a refresh right after the run's own start."""
+    fmri = "svc:/network/ucarp:web"
+    run.results[("zlogin",)] = reply()
+    run.results[("svcs", "-Z")] = reply(f"{ZONE} disabled {fmri}\n")
+    assert zlogin.fresh(ZONE, fmri) is False  # outside a run: never
+    zlogin.__utils__["run_cache.begin"](zlogin.__context__, "run-1")
+    zlogin.file_write(ZONE, "/opt/local/etc/ucarp/web.conf", "--vhid=1\n")
+    assert zlogin.fresh(ZONE, fmri) is False  # written, not started
+    zlogin.svc_enable(ZONE, fmri)
+    assert zlogin.fresh("zoneA", fmri) is True  # started after the write (by alias too)
+    zlogin.file_write(ZONE, "/opt/local/etc/ucarp/web.checks", "interval 2\n")
+    assert zlogin.fresh(ZONE, fmri) is False  # a change after the start
+    zlogin.svc_restart(ZONE, fmri, wait=False)
+    assert zlogin.fresh(ZONE, fmri) is True
+    zlogin.svc_disable(ZONE, fmri)
+    assert zlogin.fresh(ZONE, fmri) is False
+
+
+def test_enabling_an_online_instance_does_not_make_it_fresh(zlogin, run):
+    fmri = "svc:/network/ucarp:web"
+    run.results[("zlogin",)] = reply()
+    run.results[("svcs", "-Z")] = reply(f"{ZONE} online {fmri}\n")
+    zlogin.__utils__["run_cache.begin"](zlogin.__context__, "run-1")
+    zlogin.svc_enable(ZONE, fmri)
+    assert zlogin.fresh(ZONE, fmri) is False  # it kept running: it did not read the zone again
