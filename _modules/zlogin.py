@@ -45,6 +45,10 @@ class ServiceNotFound(CommandExecutionError):
     """An FMRI matches no service instance in the zone."""
 
 
+class ZoneNotRunning(CommandExecutionError):
+    """zlogin refused: the zone is not running (it may have stopped during the run)."""
+
+
 __virtualname__ = "zlogin"
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -55,11 +59,13 @@ MODE_RE = re.compile(r"^0?[0-7]{3,4}$")
 PKGIN = "/opt/local/bin/pkgin"
 PKG_DBDIR = "/opt/local/pkg"  # pkgsrc's package database in a SmartOS zone (one directory per package)
 SETTLED = ("online", "offline", "disabled", "maintenance", "degraded")
+NOT_RUNNING = re.compile(r"^zlogin: login allowed only to running zones")
 ZLOGIN_OWN = (
     re.compile(r"^zlogin: zone '.*' unknown"),
-    re.compile(r"^zlogin: login allowed only to running zones"),
+    NOT_RUNNING,
     re.compile(r"^zlogin: (could not|failed to|unable to)"),
 )
+VM_LIST = "vmadm.vms"  # the vmadm module's run store of the VM list (its CACHE)
 
 
 def __virtual__():
@@ -133,6 +139,15 @@ def fresh(zone, fmri):
     name = _zonename(zone)
     started = store.get("zlogin.started", {}).get(f"{name} {_fmri(fmri)}")
     return started is not None and started == store.get("zlogin.writes", {}).get(name, 0)
+
+
+def _stopped(zone):
+    """``zone`` is not running, whatever this run read of it before (it stopped
+    halfway through): forget the run's VM list and the zone's SMF states, so
+    that nothing later in the run acts on them. Its next states ask again and
+    fail with the reason; the other zones' states go on."""
+    _util("run_cache", "drop")(__context__, VM_LIST)
+    _changed_smf(zone)
 
 
 def _zone_root(zone):
@@ -243,6 +258,9 @@ def run(zone, cmd, stdin=None, user=None, timeout=None, output_loglevel="debug")
         output_loglevel=output_loglevel,
     )
     stderr = res.get("stderr") or ""
+    if res["retcode"] == 1 and NOT_RUNNING.match(stderr):
+        _stopped(zone)
+        raise ZoneNotRunning(f"zlogin: zone {zone}: {stderr.strip().removeprefix('zlogin: ')}")
     if res["retcode"] == 1 and any(p.match(stderr) for p in ZLOGIN_OWN):
         raise CommandExecutionError(f"zlogin: zone {zone}: {stderr.strip().removeprefix('zlogin: ')}")
     if timeout and res["retcode"] == 1 and time.monotonic() - started >= timeout:

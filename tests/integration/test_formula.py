@@ -429,3 +429,46 @@ def test_files_a_zone_plants_are_refused_and_put_right_through_zlogin(minions, a
     with open("/etc/hostname", "rb") as fh:
         assert fh.read() == host_file
     assert changed(apply_all(minions, "ucarp")) == {}
+
+
+def test_a_zone_that_stops_halfway_fails_its_own_states_and_the_others_are_applied(minions, sls_dir, applied):
+    """A zone stops in the middle of a highstate, after the run's one VM
+    list and SMF snapshot said it runs: each of its states from then on
+    fails, naming the reason, rather than trusting what the run read before;
+    the other zone's states are applied. Once the zone runs again, the next
+    apply puts it right and its cluster has one master."""
+    gz = minions["gz1"].gz
+    uuids = {alias: uuid_of(gz, alias) for alias in ("web-a", "db-a")}
+    for uuid in uuids.values():  # a change for the run to make in both zones
+        assert gz.zlogin(uuid, "echo '# changed by hand' >> /opt/local/lib/ucarp/vip-up").returncode == 0
+    (sls_dir / "midway.sls").write_text(
+        "include:\n  - ucarp\n\n"
+        "stop-db-a-midway:\n"
+        "  cmd.run:\n"
+        f"    - name: vmadm stop -F {uuids['db-a']}\n"  # unbeknownst to the run's modules
+        "    - require:\n      - zone_file: ucarp-hook-file-managed-web-a-vip-up\n"
+        "    - require_in:\n      - zone_file: ucarp-hook-file-managed-db-a-vip-up\n"
+    )
+    try:
+        proc = minions["gz1"].run("state.apply", "midway")
+        assert proc.returncode != 0
+        results = sorted(json.loads(proc.stdout)["local"].values(), key=lambda r: r["__run_num__"])
+        halted_at = next(r["__run_num__"] for r in results if r["__id__"] == "stop-db-a-midway")
+        after = [r for r in results if r["__run_num__"] > halted_at and "db-a" in r["__id__"]]
+        assert after and all(r["result"] is False for r in after), [(r["__id__"], r["result"]) for r in after]
+        hook = next(r for r in after if r["__id__"] == "ucarp-hook-file-managed-db-a-vip-up")
+        assert "login allowed only to running zones" in hook["comment"], hook["comment"]
+        for r in after:
+            assert "login allowed only to running zones" in r["comment"] or "requisite failed" in r["comment"], r
+        others = [r for r in results if r not in after]
+        assert all(r["result"] is True for r in others), [r["__id__"] for r in others if r["result"] is not True]
+        web_hook = next(r for r in results if r["__id__"] == "ucarp-hook-file-managed-web-a-vip-up")
+        assert web_hook["changes"]  # put right before the halt
+        assert "changed by hand" not in gz.zlogin(uuids["web-a"], "cat /opt/local/lib/ucarp/vip-up").stdout
+    finally:
+        (sls_dir / "midway.sls").unlink()
+        gz.run("vmadm", "start", uuids["db-a"])
+    assert changed({"gz1": minions["gz1"].apply("ucarp")})  # db-a's hook written now
+    assert "changed by hand" not in gz.zlogin(uuids["db-a"], "cat /opt/local/lib/ucarp/vip-up").stdout
+    wait_for(lambda: len(holders(minions, "db")) == 1, timeout=60, what="one master of db")
+    assert changed(apply_all(minions, "ucarp")) == {}

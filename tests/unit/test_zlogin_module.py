@@ -258,3 +258,21 @@ def test_enabling_an_online_instance_does_not_make_it_fresh(zlogin, run):
     zlogin.__utils__["run_cache.begin"](zlogin.__context__, "run-1")
     zlogin.svc_enable(ZONE, fmri)
     assert zlogin.fresh(ZONE, fmri) is False  # it kept running: it did not read the zone again
+
+
+def test_a_zone_that_stopped_during_the_run_is_forgotten_by_the_run(zlogin, run):
+    """A zone stops halfway through a run: zlogin says so with a typed error,
+    and the run forgets its VM list and the zone's SMF states, so the next
+    state of that zone asks again instead of trusting what was read before."""
+    store = zlogin.__utils__["run_cache.begin"](zlogin.__context__, "run-1")
+    store["vmadm.vms"] = [{"uuid": ZONE, "state": "running"}]
+    store["zlogin.smf"] = {ZONE: {"svc:/network/ucarp:web": "online"}, "other": {"svc:/x:y": "online"}}
+    run.results[("zlogin",)] = reply(
+        stderr=f"zlogin: login allowed only to running zones ({ZONE} is 'installed').\n", retcode=1
+    )
+    with pytest.raises(zlogin.ZoneNotRunning) as info:
+        zlogin.file_write(ZONE, "/opt/local/etc/ucarp/web.conf", "--vhid=1\n")
+    assert isinstance(info.value, CommandExecutionError)
+    assert str(info.value) == f"zlogin: zone {ZONE}: login allowed only to running zones ({ZONE} is 'installed')."
+    assert "vmadm.vms" not in store
+    assert store["zlogin.smf"] == {"other": {"svc:/x:y": "online"}}
