@@ -1,7 +1,9 @@
 """svc.startd: the master restarter of a simulated zone.
 
-Run as ``python3 -m smartos_sim.smf.startd``.  Every 0.1 s (or at once on
-SIGHUP) it reads the repository and the volatile state, consumes the
+Run as ``python3 -m smartos_sim.smf.startd``.  Every 0.1 s while a method
+runs or an action waits, otherwise when it is woken (SIGHUP from svcadm and
+svccfg, the end of a process in a contract) or once a second, it reads the
+repository and the volatile state, consumes the
 actions queued by svcadm/svccfg, and drives each instance towards its
 enabled state: it runs methods, watches contracts (processes carrying the
 instance's ``SMF_SIM_CTID`` marker), restarts instances whose contract
@@ -22,6 +24,7 @@ and init halts the zone.
 import json
 import os
 import secrets
+import select
 import signal
 import sys
 import time
@@ -41,6 +44,7 @@ from .methods import (
 )
 
 TICK = 0.1
+IDLE_TICK = 1.0  # nothing in progress: SMF's restarter waits for events, not a clock
 RINST_START_TIMES = 5  # failures to consider
 RINST_FAILURE_RATE_NS = 600_000_000_000  # 1 failure/10 minutes
 FAULT_THRESHOLD = 3
@@ -68,6 +72,10 @@ class Restarter:
         self.boot_id = None
         self.next_ctid = 1
         self.children = []  # wait-style start processes still to be reaped
+        self.watched = {}  # pid -> pidfd of a contract's process: its end wakes the restarter
+        self.ended = set()  # pids whose end was seen (their /proc entry may linger)
+        self.wake_r = None
+        self.busy = True
 
     # ----------------------------------------------------------- plumbing
     def load_repo(self):
@@ -142,6 +150,10 @@ class Restarter:
         signal.signal(signal.SIGINT, self.on_term)
         signal.signal(signal.SIGHUP, self.on_hup)
         signal.signal(signal.SIGUSR2, self.on_shutdown)
+        self.wake_r, wake_w = os.pipe()
+        for fd in (self.wake_r, wake_w):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(wake_w)  # a signal ends the wait at once
         self.boot()
         while not self.stopping:
             try:
@@ -150,9 +162,9 @@ class Restarter:
                     break
             except Exception as exc:  # noqa: BLE001 - keep the restarter alive
                 print(f"svc.startd: {exc.__class__.__name__}: {exc}", file=sys.stderr)
-            deadline = time.monotonic() + TICK
-            while not self.stopping and not self.woken and time.monotonic() < deadline:
-                time.sleep(0.02)
+                self.busy = True
+            if not self.stopping and not self.woken:
+                self.wait(TICK if self.busy or self.ops or self.pending or self.children else IDLE_TICK)
             self.woken = False
         try:
             if open(volatile.pid_path(), encoding="ascii").read().strip() == str(os.getpid()):
@@ -160,6 +172,32 @@ class Restarter:
         except OSError:
             pass
         return 0
+
+    def wait(self, timeout):
+        """Sleep until a signal, the end of a contract's process, or ``timeout``."""
+        members = {pid for pids in self.scan.values() for pid in pids}
+        self.ended &= members
+        for pid in set(self.watched) - members:
+            os.close(self.watched.pop(pid))
+        for pid in members - set(self.watched) - self.ended:
+            try:
+                self.watched[pid] = os.pidfd_open(pid)
+            except OSError:  # gone already: look again soon
+                timeout = TICK
+        poller = select.poll()
+        poller.register(self.wake_r, select.POLLIN)
+        for fd in self.watched.values():
+            poller.register(fd, select.POLLIN)
+        ready = {fd for fd, _ in poller.poll(timeout * 1000)}
+        for pid, fd in list(self.watched.items()):
+            if fd in ready:  # it ended: the next tick sees whether its contract emptied
+                os.close(self.watched.pop(pid))
+                self.ended.add(pid)
+        try:
+            while os.read(self.wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
 
     def on_term(self, _signum, _frame):
         self.stopping = True
@@ -228,7 +266,8 @@ class Restarter:
             vol["instances"] = self.rt
             vol["next_ctid"] = self.next_ctid
             vol["boot_id"] = self.boot_id
-            if json.dumps(vol, sort_keys=True) != before:
+            self.busy = json.dumps(vol, sort_keys=True) != before  # a change may lead to the next
+            if self.busy:
                 write_json(path, vol)
 
     def forget(self, fmri):
