@@ -910,7 +910,8 @@ def svc_enable(zone, fmri, wait=True, temporary=False, recursive=False, clear=Fa
         salt gz1 zlogin.svc_enable zoneA svc:/network/ucarp:web
     """
     flags = [f for f, on in (("-s", wait), ("-t", temporary), ("-r", recursive)) if on]
-    was = svc_state(zone, fmri) if _in_run() else None  # this run's svcs -Z: no process
+    known = _snapshot(zone)  # this run's svcs -Z (no process); None outside a run
+    was = known.get(fmri) if known is not None else None
     if clear and _live_state(zone, fmri) == "maintenance":
         _svcadm(zone, "clear", fmri)
     _svcadm(zone, "enable", fmri, flags)
