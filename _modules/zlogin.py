@@ -97,12 +97,12 @@ def _in_run():
 
 
 def _wrote(zone):
-    """Count a change this run made in ``zone`` (see ``fresh``)."""
+    """Count a change this run made in a zone (see ``fresh``). One count for
+    all zones: a watched state may have changed another zone than its
+    instance's, and a count per zone would not see it."""
     store = _util("run_cache", "current")(__context__)
     if store is not None:
-        writes = store.setdefault("zlogin.writes", {})
-        name = _zonename(zone)
-        writes[name] = writes.get(name, 0) + 1
+        store["zlogin.writes"] = store.get("zlogin.writes", 0) + 1
 
 
 def _started(zone, fmri, running):
@@ -114,7 +114,7 @@ def _started(zone, fmri, running):
     started = store.setdefault("zlogin.started", {})
     key = f"{name} {fmri}"
     if running:
-        started[key] = store.get("zlogin.writes", {}).get(name, 0)
+        started[key] = store.get("zlogin.writes", 0)
     else:
         started.pop(key, None)
 
@@ -122,7 +122,7 @@ def _started(zone, fmri, running):
 def fresh(zone, fmri):
     """
     Whether this state run started (or restarted) an SMF instance and has
-    changed nothing in its zone through this module since: the instance
+    changed nothing in any zone through this module since: the instance
     then runs with every file, package and manifest the run wrote, and a
     ``watch`` that would refresh or restart it has nothing to give it.
     Always False outside a state run.
@@ -138,7 +138,7 @@ def fresh(zone, fmri):
         return False
     name = _zonename(zone)
     started = store.get("zlogin.started", {}).get(f"{name} {_fmri(fmri)}")
-    return started is not None and started == store.get("zlogin.writes", {}).get(name, 0)
+    return started is not None and started == store.get("zlogin.writes", 0)
 
 
 def _stopped(zone):

@@ -298,7 +298,7 @@ def mod_watch(name, zone, sfun=None, **kwargs):
     online is started as ``running`` does.
     An instance this run started after the watched states changed the zone
     (they are ``zone_file``, ``zone_pkg`` or ``zone_svc`` states, and nothing
-    changed the zone since) is left as it is: it already runs with what
+    changed a zone since) is left as it is: it already runs with what
     they wrote.
     For ``zone_svc.dead`` the instance is made sure to be stopped.
 

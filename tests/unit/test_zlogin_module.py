@@ -247,6 +247,10 @@ def test_fresh_says_a_run_started_the_instance_after_its_last_change_in_the_zone
     assert zlogin.fresh(ZONE, fmri) is False  # a change after the start
     zlogin.svc_restart(ZONE, fmri, wait=False)
     assert zlogin.fresh(ZONE, fmri) is True
+    other = "6d2c6b9f-1d66-4c3d-9c4b-3e8e1f7e1a8f"
+    zlogin.file_write(other, "/opt/local/etc/app.conf", "x\n")
+    assert zlogin.fresh(ZONE, fmri) is False  # a change in another zone counts too: a watch may name it
+    zlogin.svc_restart(ZONE, fmri, wait=False)
     zlogin.svc_disable(ZONE, fmri)
     assert zlogin.fresh(ZONE, fmri) is False
 
