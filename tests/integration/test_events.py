@@ -645,7 +645,10 @@ def test_a_thousand_events_in_one_load_are_rejected_in_bounded_alerts(
     assert 1 <= len(alerts) <= 100 * minutes < 1000
     if len(alerts) > 100:
         assert any(e.data.get("suppressed") for e in alerts)
-    assert not events(event_listener, master, "ucarp/web/failover/complete", started)
+    # No reaction took a forged record (their time is 1). A real transition
+    # of the tests before may still be answered meanwhile, behind the
+    # thousand in the reactor's queue: that one is right.
+    assert not events(event_listener, master, "ucarp/web/failover/complete", started, lambda e: covered(e, ts=1))
     assert status(master)["web"]["master"] is not None
 
 
