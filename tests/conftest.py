@@ -12,6 +12,7 @@ import os
 import platform
 import signal
 import sys
+import threading
 
 import pytest
 
@@ -33,11 +34,36 @@ def pytest_configure(config):
         signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
+LINGER_S = 15.0  # how long a thread still running after the session may take to end
+
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+_EXIT_STATUS = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
     # Salt's log handlers flush once more at exit, after pytest has closed
     # the streams they wrote to: that is not a failure, and not worth a
     # traceback per record at the end of every run.
     logging.raiseExceptions = False
+    # salt-factories' event listener can leave its (non-daemon) server
+    # thread running after stop() ("let GC take care of it"): Python would
+    # then wait for it for ever after the summary, and CI would run out of
+    # time. The results are in; end the process once such a thread has had
+    # its chance to finish.
+    lingering = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    for thread in lingering:
+        thread.join(LINGER_S / max(len(lingering), 1))
+    if any(t.is_alive() for t in lingering):
+        names = ", ".join(t.name for t in lingering if t.is_alive())
+        sys.stderr.write(f"conftest: threads still running after the session ({names}): exiting anyway\n")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(config.stash.get(_EXIT_STATUS, 1))
 
 
 def pytest_report_header(config):
