@@ -901,7 +901,8 @@ def svc_enable(zone, fmri, wait=True, temporary=False, recursive=False, clear=Fa
         Enable what it depends on too (``-r``).
 
     clear
-        Clear it out of maintenance first, if it is there.
+        Clear it out of maintenance first, if it is there (in a run, as
+        the run's ``svcs -Z`` saw it: no other process).
 
     CLI Example:
 
@@ -912,7 +913,7 @@ def svc_enable(zone, fmri, wait=True, temporary=False, recursive=False, clear=Fa
     flags = [f for f, on in (("-s", wait), ("-t", temporary), ("-r", recursive)) if on]
     known = _snapshot(zone)  # this run's svcs -Z (no process); None outside a run
     was = known.get(fmri) if known is not None else None
-    if clear and _live_state(zone, fmri) == "maintenance":
+    if clear and (was if was is not None else _live_state(zone, fmri)) == "maintenance":
         _svcadm(zone, "clear", fmri)
     _svcadm(zone, "enable", fmri, flags)
     if was is not None and was not in ("online", "degraded"):
