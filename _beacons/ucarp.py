@@ -29,10 +29,19 @@ Enable it in pillar (or the minion config)::
       ucarp:
         - interval: 1
 
+Salt runs beacons once a second at most.  For delivery within a tenth of a
+second, add the formula's ``ucarp`` engine to the minion config as well
+(``_engines/ucarp.py``): the beacon writes what it watches to the minion's
+cache (``watch_path``), and the engine looks at those files ten times a
+second and sends what is new through this module's ``deliver``.  The two
+never send the same record: whoever delivers holds a lock on the cursors
+(``cursor_lock``), and the other skips its turn.
+
 :depends: the ``ucarp`` and ``vmadm`` execution modules of this formula
 :platform: SmartOS global zone
 """
 
+import fcntl
 import functools
 import json
 import logging
@@ -40,6 +49,7 @@ import os
 import time
 
 import salt.loader
+import salt.minion
 import salt.version
 
 try:
@@ -65,6 +75,8 @@ RESENDS = 3  # then warn: the reactor is probably not set up on the master
 _ZONES = {"at": 0.0, "by_alias": {}}
 _UTILS = {}  # the utils loader, made on first use
 _WAITING = {}  # cursor key -> the record sent and not yet acknowledged: seq, since, tries
+_WATCH = {}  # the nodes last written to watch_path
+_MASTER = {}  # the options with the master's address, in a process forked before the minion connected
 
 
 def __virtual__():
@@ -95,8 +107,36 @@ def _util(module, name):
     return utils[f"{module}.{name}"]
 
 
+def _state_dir():
+    return os.path.join(__opts__["cachedir"], "ucarp")
+
+
 def _cursor_path():
-    return os.path.join(__opts__["cachedir"], "ucarp", "beacon-cursors.json")
+    return os.path.join(_state_dir(), "beacon-cursors.json")
+
+
+def watch_path():
+    """The file where the beacon says what it watches, for the ``ucarp`` engine."""
+    return os.path.join(_state_dir(), "beacon-watch.json")
+
+
+class cursor_lock:  # noqa: N801 - used as a context manager, like a function
+    """The right to deliver (read the cursors, send, save them), held by one
+    process at a time: the minion's beacon or its engine.  Taken without
+    waiting; ``held`` says whether it was (the other is delivering)."""
+
+    def __enter__(self):
+        os.makedirs(_state_dir(), mode=0o700, exist_ok=True)
+        self.fd = os.open(os.path.join(_state_dir(), "beacon-cursors.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.held = True
+        except BlockingIOError:
+            self.held = False
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)  # releases the lock
 
 
 def _load_cursors():
@@ -115,14 +155,26 @@ def _load_cursors():
     return cursors
 
 
-def _save_cursors(cursors):
-    path = _cursor_path()
+def _write_json(path, data):
+    """Write ``data`` to ``path`` at once (a new file, renamed), readable by root only."""
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    tmp = f"{path}.tmp"
+    tmp = f"{path}.tmp.{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(cursors, fh)
+        json.dump(data, fh)
     os.replace(tmp, path)
+
+
+def _save_cursors(cursors):
+    _write_json(_cursor_path(), cursors)
+
+
+def _publish_watch(nodes):
+    """Keep ``watch_path`` up to date with ``nodes`` (rewritten only when they change)."""
+    if _WATCH.get("nodes") == nodes and os.path.exists(watch_path()):
+        return
+    _write_json(watch_path(), {"nodes": nodes})
+    _WATCH["nodes"] = nodes
 
 
 def _zones():
@@ -155,11 +207,26 @@ def read_in_zone(root, path):
     return data.decode("utf-8", errors="replace")
 
 
+def _channel_opts():
+    """The minion's options with the master's address, which a request
+    channel needs: the minion sets it once connected, but the engine's
+    process was forked before that, so it resolves it once itself."""
+    if "master_uri" in __opts__:
+        return __opts__
+    if "opts" not in _MASTER:
+        opts = dict(__opts__, retry_dns=0)
+        if isinstance(opts.get("master"), list):  # several masters: the first, as the minion tries them
+            opts["master"] = opts["master"][0]
+        opts.update(salt.minion.resolve_dns(opts, fallback=False))
+        _MASTER["opts"] = opts
+    return _MASTER["opts"]
+
+
 def _send(tag, data):
     """Fire ``tag`` on the master and wait until it has taken it."""
     load = {"id": __opts__["id"], "cmd": "_minion_event", "tag": tag, "data": data}
     try:
-        with channel_client.ReqChannel.factory(__opts__) as channel:
+        with channel_client.ReqChannel.factory(_channel_opts()) as channel:
             channel.send(load, tries=1, timeout=SEND_TIMEOUT)
     except Exception as exc:  # noqa: BLE001 - any failure means: not delivered, try again later
         log.info("ucarp beacon: the master did not take %s (%s); will send it again", tag, exc)
@@ -176,20 +243,53 @@ def beacon(config):
     except Exception as exc:  # noqa: BLE001 - a bad pillar or a missing module must not stop the minion
         log.warning("ucarp beacon: nothing to watch yet: %s", exc)
         return []
-    cursors = _load_cursors()
-    for node in watched:
-        if node["zone"] not in zones:
-            continue
-        uuid, root = zones[node["zone"]]
-        for kind in _util("ucarp_model", "record_kinds")():  # transitions first: they matter most
-            path = node["records"].get(kind)
-            if not path:
-                continue
-            text = read_in_zone(root, path) or ""
-            records = _util("ucarp_model", "parse_records")(kind, text, node["cluster"], node["vip"])
-            if not _deliver(node, uuid, kind, records, cursors, acked):
-                return []  # the master is away: keep the order, try again next time
+    nodes = [
+        dict(node, uuid=zones[node["zone"]][0], root=zones[node["zone"]][1])
+        for node in watched
+        if node["zone"] in zones
+    ]
+    _publish_watch(nodes)
+    _send_new(nodes, acked, "beacon")
     return []
+
+
+def deliver(nodes):
+    """
+    Send the new records of ``nodes`` (entries of ``watch_path``) to the
+    master, as the beacon does: the ``ucarp`` engine calls this when their
+    files change.  Records sent before and not yet acknowledged are left to
+    the beacon.
+
+    True when every new record was taken, False when the master did not take
+    one (the rest wait, in order), None when the beacon is delivering now.
+
+    CLI Example (from the ``ucarp`` engine, through Salt's beacons loader):
+
+    .. code-block:: python
+
+        beacons["ucarp.deliver"](nodes)
+    """
+    return _send_new(nodes, None, "engine")
+
+
+def _send_new(nodes, acked, via):
+    """Deliver every node's new records (and, with ``acked``, what waits for
+    an acknowledgement), holding ``cursor_lock``; ``via`` (``beacon`` or
+    ``engine``) goes in each event."""
+    with cursor_lock() as lock:
+        if not lock.held:
+            return None  # the engine is delivering: the next turn sends what it leaves
+        cursors = _load_cursors()
+        for node in nodes:
+            for kind in _util("ucarp_model", "record_kinds")():  # transitions first: they matter most
+                path = node["records"].get(kind)
+                if not path:
+                    continue
+                text = read_in_zone(node["root"], path) or ""
+                records = _util("ucarp_model", "parse_records")(kind, text, node["cluster"], node["vip"])
+                if not _deliver(node, kind, records, cursors, acked, via):
+                    return False  # the master is away: keep the order, try again next time
+    return True
 
 
 def _due_again(key, node, cursors, acked):
@@ -225,7 +325,7 @@ def _due_again(key, node, cursors, acked):
     return None
 
 
-def _deliver(node, uuid, kind, records, cursors, acked):
+def _deliver(node, kind, records, cursors, acked, via="beacon"):
     """Send the records the cursor has not taken, in order; False if the master did not take one.
 
     Each goes as ``ucarp_model.record_tag`` says (``ucarp/<cluster>/<role>``,
@@ -234,14 +334,15 @@ def _deliver(node, uuid, kind, records, cursors, acked):
     acknowledges it (``_due_again``).
     """
     model = functools.partial(_util, "ucarp_model")
+    uuid = node["uuid"]
     key = model("record_key")(uuid, node["cluster"], kind)
 
     def send(record):
         data = dict(record, kind=kind, cluster=node["cluster"], zone=node["zone"], zone_uuid=uuid)
-        data.update(gz=__opts__["id"], vip=node["vip"], vhid=node["vhid"], ack=key)
+        data.update(gz=__opts__["id"], vip=node["vip"], vhid=node["vhid"], ack=key, via=via)
         return _send(model("record_tag")(kind, node["cluster"], record), data)
 
-    again = _due_again(key, node, cursors, acked)
+    again = None if acked is None else _due_again(key, node, cursors, acked)
     if again is not None:
         for record in records:
             if (record["epoch"], record["seq"]) == (again["epoch"], again["seq"]):

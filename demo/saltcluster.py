@@ -39,6 +39,10 @@ from smartos_sim import vipapp  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
+# The formula's engine on each hypervisor (sub-second delivery of transitions),
+# read from the checkout as an operator's formula directory: engines start with
+# the minion, before any saltutil.sync_all.
+ENGINE = {"engines": [{"ucarp": {"interval": 0.1}}], "engines_dirs": [os.path.join(REPO, "_engines")]}
 REACTOR = [
     {"ucarp/*/master": ["salt://reactor/ucarp/transition.sls"]},
     {"ucarp/*/backup": ["salt://reactor/ucarp/transition.sls"]},
@@ -145,7 +149,7 @@ class SaltCluster:
         # highstate's module sync list tens of thousands of files.
         self.formula_dir = os.path.join(self.base, "formula")
         os.makedirs(self.formula_dir)
-        for kind in ("_modules", "_states", "_utils", "_beacons", "_runners"):
+        for kind in ("_modules", "_states", "_utils", "_beacons", "_engines", "_runners"):
             os.symlink(os.path.join(REPO, kind), os.path.join(self.formula_dir, kind))
         write_json(os.path.join(self.pillar_dir, "top.sls"), {"base": {"*": ["ucarp"]}})
         self.set_pillar(pillar)
@@ -196,6 +200,7 @@ class SaltCluster:
             **self._common(root),
             "acceptance_wait_time": 1,
             "acceptance_wait_time_max": 5,
+            **ENGINE,
         }
         write_json(os.path.join(root, "conf", "minion"), opts)
 

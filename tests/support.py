@@ -63,6 +63,9 @@ def recipe_zone(alias, ip, **extra):
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SALT_CALL = os.path.join(os.path.dirname(sys.executable), "salt-call")
+# A minion's config for the formula's engine beside its beacon, read from the
+# checkout (engines start with the minion, before any sync).
+ENGINE = {"engines": [{"ucarp": {"interval": 0.1}}], "engines_dirs": [os.path.join(REPO, "_engines")]}
 
 
 def formula_root(base):
@@ -71,7 +74,7 @@ def formula_root(base):
     its virtualenvs, makes every highstate's module sync list its every file."""
     root = os.path.join(str(base), "formula")
     os.makedirs(root, exist_ok=True)
-    for kind in ("_modules", "_states", "_utils", "_beacons", "_runners"):
+    for kind in ("_modules", "_states", "_utils", "_beacons", "_engines", "_runners"):
         if not os.path.lexists(os.path.join(root, kind)):
             os.symlink(os.path.join(REPO, kind), os.path.join(root, kind))
     return root

@@ -20,7 +20,7 @@ import time
 
 import pytest
 import yaml
-from support import REPO, formula_root, load_salt_module, wait_for
+from support import ENGINE, REPO, formula_root, load_salt_module, wait_for
 
 from smartos_sim import vipapp
 
@@ -105,7 +105,7 @@ def master(salt_factories, roots):
 def minions(master, bed):
     started = {}
     for name in ("gz1", "gz2"):
-        factory = master.salt_minion_daemon(name)
+        factory = master.salt_minion_daemon(name, overrides=ENGINE)
         # A dict of its own: the factories share one environ object by default.
         factory.environ = {**factory.environ, **bed.gz(name).env}
         started[name] = factory
@@ -229,6 +229,34 @@ def test_failover_runs_on_master_in_the_new_master(master, bed, client, highstat
         assert timings["actions_done"] >= timings["checked"] >= timings["received"]
         wait_for(lambda: app_answer(bed, client) == new_alias, timeout=30, what="the app answering from the new master")
     finally:
+        bed.gz(before["gz"]).run("vmadm", "start", old_uuid, check=True)
+
+
+@pytest.mark.matrix
+def test_the_engine_delivers_a_transition_while_the_beacon_sleeps(master, roots, bed, highstate, event_listener):
+    """The minion's ucarp engine sees a record file change and sends the
+    record itself: with the beacon's interval at an hour on the new master's
+    hypervisor (a beacon set in pillar cannot be disabled), the takeover
+    still gets its reaction, from one event the engine sent."""
+    before = wait_for(lambda: status(master)["web"]["master"], timeout=60, what="one web master")
+    (new_alias,) = [z for z in CLUSTERS["web"]["nodes"] if z != before["zone"]]
+    new_gz = CLUSTERS["web"]["nodes"][new_alias]["host"]
+    write_pillar(roots, CLUSTERS, beacon_interval=3600)
+    salt(master, "saltutil.refresh_pillar", "wait=True", tgt=new_gz)
+    old_uuid = zone_uuid(bed, before["gz"], before["zone"])
+    try:
+        started = time.time()
+        bed.gz(before["gz"]).run("vmadm", "stop", "-F", old_uuid, check=True)
+        done = wait_event(event_listener, master, "ucarp/web/failover/complete", started,
+                          lambda e: taken_over(e, new_alias, started))  # fmt: skip
+        assert done.data["master"] == {"zone": new_alias, "gz": new_gz}
+        seq = next(t["seq"] for t in done.data["transitions"] if t["zone"] == new_alias and t["role"] == "master")
+        own = lambda e: (e.data.get("data") or {}).get("zone") == new_alias and e.data["data"].get("seq") == seq  # noqa: E731
+        sent = events(event_listener, master, "ucarp/web/master", started, own)
+        assert [e.data["data"].get("via") for e in sent] == ["engine"]
+    finally:
+        write_pillar(roots, CLUSTERS)
+        salt(master, "saltutil.refresh_pillar", "wait=True", tgt=new_gz)
         bed.gz(before["gz"]).run("vmadm", "start", old_uuid, check=True)
 
 
@@ -766,8 +794,8 @@ def test_switchover_refusals(master, bed, highstate):
     assert db_settled(master)["master"]["zone"] == holder  # nothing moved
 
 
-def write_pillar(roots, clusters):
-    pillar = {"ucarp": {"clusters": clusters}, "beacons": {"ucarp": [{"interval": 1}]}}
+def write_pillar(roots, clusters, beacon_interval=1):
+    pillar = {"ucarp": {"clusters": clusters}, "beacons": {"ucarp": [{"interval": beacon_interval}]}}
     (roots / "pillar" / "ucarp.sls").write_text(yaml.safe_dump(pillar))
 
 

@@ -93,19 +93,20 @@ def test_modules_load_from_the_package_without_a_sync(minions, venv):
     assert gz1.call("ucarp.validate") == []
     assert synced(gz1) == []
 
-    # The beacon and the runner are found the same way (master side: no minion needed).
+    # The beacon, the engine and the runner are found the same way (no minion needed).
     loaded = run(
         str(venv / "python"),
         "-c",
         "import json, salt.config, salt.loader\n"
         "opts = salt.config.minion_config(None)\n"
         "beacons = salt.loader.beacons(opts, {})\n"
+        "engines = salt.loader.engines(opts, {}, [], {})\n"
         "runners = salt.loader.runner(salt.config.master_config(None))\n"
-        "print(json.dumps({'beacon': 'ucarp.beacon' in beacons, 'runner': 'ucarp.status' in runners,\n"
-        "                  'file': runners['ucarp.status'].__module__}))",
+        "print(json.dumps({'beacon': 'ucarp.deliver' in beacons, 'engine': 'ucarp.start' in engines,\n"
+        "                  'runner': 'ucarp.status' in runners, 'file': runners['ucarp.status'].__module__}))",
     )
     found = json.loads(loaded.strip().splitlines()[-1])
-    assert found["beacon"] is True and found["runner"] is True, found
+    assert found["beacon"] is True and found["engine"] is True and found["runner"] is True, found
 
 
 def test_state_apply_gives_one_master(minions, bed):

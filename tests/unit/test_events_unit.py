@@ -819,6 +819,7 @@ def test_beacon_sends_each_health_record_once_in_order_after_the_transitions(bea
         "ts": 100,
         "kind": "health",
         "ack": f"{ZONE_A}/web/health",
+        "via": "beacon",
     }
     assert sent[3][1]["detail"] is None
     beacon.beacon([{"interval": 1}])

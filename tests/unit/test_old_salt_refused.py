@@ -8,7 +8,7 @@ import salt.version
 from support import load_salt_module
 
 MODULES = [("_modules", "vmadm"), ("_modules", "imgadm"), ("_modules", "zlogin"), ("_modules", "ucarp"),
-           ("_beacons", "ucarp"), ("_runners", "ucarp")]  # fmt: skip
+           ("_beacons", "ucarp"), ("_engines", "ucarp"), ("_runners", "ucarp")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("kind", "name"), MODULES, ids=[f"{k.strip('_')}.{n}" for k, n in MODULES])

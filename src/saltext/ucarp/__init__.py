@@ -2,10 +2,10 @@
 The ucarp formula as a Salt extension.
 
 ``pip install`` of the project puts the formula's custom modules
-(``_modules``, ``_states``, ``_beacons``, ``_runners`` of the repository) and
+(``_modules``, ``_states``, ``_beacons``, ``_engines``, ``_runners`` of the repository) and
 its SLS tree in this package, and registers ``loader_dirs`` under the
 ``salt.loader`` entry point: Salt's loader then reads the modules, states,
-beacon and runner from here, with no ``saltutil.sync_all``. Salt's utils
+beacon, engine and runner from here, with no ``saltutil.sync_all``. Salt's utils
 loader ignores extensions, so the modules import the cluster model
 (``utils/ucarp_model.py``) as plain Python.
 
@@ -17,7 +17,7 @@ add there.
 import os
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-LOADER_TYPES = ("modules", "states", "beacons", "runners")
+LOADER_TYPES = ("modules", "states", "beacons", "engines", "runners")
 
 
 def loader_dirs():
