@@ -675,7 +675,7 @@ def run_actions(cluster, work):
         salt gz2 ucarp.run_actions web work='[{"zone": "web-b", "host": "gz2", "role": "master",
             "actions": [{"action": "svc_enable", "arg": "svc:/site/app:default"}]}]'
     """
-    with _run("scope")(__context__):  # one vmadm lookup and one svcs -Z for every zone of the call
+    with _run("scope")(__context__):  # one vmadm lookup for every zone of the call
         return _run_actions(cluster, work)
 
 

@@ -49,6 +49,11 @@ class ZoneNotRunning(CommandExecutionError):
     """zlogin refused: the zone is not running (it may have stopped during the run)."""
 
 
+class ServiceFailed(CommandExecutionError):
+    """svcadm could not bring an instance where it was asked (exit 3): it is
+    in maintenance, or another entity disabled or enabled it."""
+
+
 __virtualname__ = "zlogin"
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -761,9 +766,11 @@ def svc_states():
     return found
 
 
-def _snapshot(zone):
-    """This run's SMF states of ``zone`` (``{FMRI: state}``), or None: ask the zone."""
-    if not _in_run():
+def _snapshot(zone, ask=True):
+    """This run's SMF states of ``zone`` (``{FMRI: state}``), or None: ask the
+    zone.  With ``ask`` False, only if the run has already run its ``svcs -Z``."""
+    store = _util("run_cache", "current")(__context__)
+    if store is None or (not ask and "zlogin.smf" not in store):
         return None
     states = _remember("zlogin.smf", svc_states)
     return states.get(_zonename(zone))
@@ -876,7 +883,7 @@ def _svcadm(zone, action, fmri, flags=()):
         return True
     detail = res["stderr"].strip()
     if res["retcode"] == 3:
-        raise CommandExecutionError(
+        raise ServiceFailed(
             f"zlogin: zone {zone}: svcadm {action} {fmri}: {detail}\n{svc_explain(zone, fmri).strip()}",
         )
     raise CommandExecutionError(
@@ -901,8 +908,9 @@ def svc_enable(zone, fmri, wait=True, temporary=False, recursive=False, clear=Fa
         Enable what it depends on too (``-r``).
 
     clear
-        Clear it out of maintenance first, if it is there (in a run, as
-        the run's ``svcs -Z`` saw it: no other process).
+        Clear it out of maintenance first, if it is there: as the run's
+        ``svcs -Z`` saw it, or else as ``svcadm enable -s`` says when it
+        cannot bring it online (it is then cleared and enabled again).
 
     CLI Example:
 
@@ -911,11 +919,17 @@ def svc_enable(zone, fmri, wait=True, temporary=False, recursive=False, clear=Fa
         salt gz1 zlogin.svc_enable zoneA svc:/network/ucarp:web
     """
     flags = [f for f, on in (("-s", wait), ("-t", temporary), ("-r", recursive)) if on]
-    known = _snapshot(zone)  # this run's svcs -Z (no process); None outside a run
+    known = _snapshot(zone, ask=False)  # this run's svcs -Z, if it has one (no process here)
     was = known.get(fmri) if known is not None else None
-    if clear and (was if was is not None else _live_state(zone, fmri)) == "maintenance":
+    if clear and (was == "maintenance" or (was is None and not wait and _live_state(zone, fmri) == "maintenance")):
         _svcadm(zone, "clear", fmri)
-    _svcadm(zone, "enable", fmri, flags)
+    try:
+        _svcadm(zone, "enable", fmri, flags)
+    except ServiceFailed:
+        if not clear or was == "maintenance" or _live_state(zone, fmri) != "maintenance":
+            raise
+        _svcadm(zone, "clear", fmri)  # svcadm -s found it in maintenance: clear it, and enable it again
+        _svcadm(zone, "enable", fmri, flags)
     if was is not None and was not in ("online", "degraded"):
         _started(zone, _fmri(fmri), True)  # it starts now, with what is in the zone now
     return True

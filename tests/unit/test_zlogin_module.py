@@ -241,6 +241,7 @@ def test_fresh_says_a_run_started_the_instance_after_its_last_change_in_the_zone
     zlogin.__utils__["run_cache.begin"](zlogin.__context__, "run-1")
     zlogin.file_write(ZONE, "/opt/local/etc/ucarp/web.conf", "--vhid=1\n")
     assert zlogin.fresh(ZONE, fmri) is False  # written, not started
+    assert zlogin.svc_state(ZONE, fmri) == "disabled"  # as zone_svc.running asks first: the run's svcs -Z
     zlogin.svc_enable(ZONE, fmri)
     assert zlogin.fresh("zoneA", fmri) is True  # started after the write (by alias too)
     zlogin.file_write(ZONE, "/opt/local/etc/ucarp/web.checks", "interval 2\n")
@@ -260,8 +261,62 @@ def test_enabling_an_online_instance_does_not_make_it_fresh(zlogin, run):
     run.results[("zlogin",)] = reply()
     run.results[("svcs", "-Z")] = reply(f"{ZONE} online {fmri}\n")
     zlogin.__utils__["run_cache.begin"](zlogin.__context__, "run-1")
+    zlogin.svc_state(ZONE, fmri)
     zlogin.svc_enable(ZONE, fmri)
     assert zlogin.fresh(ZONE, fmri) is False  # it kept running: it did not read the zone again
+
+
+def test_an_enable_with_no_svcs_of_the_run_asks_nothing_first_and_is_not_taken_for_a_start(zlogin, run):
+    """A reaction's svc_enable (clear=True) runs svcadm alone; with no state
+    known, a watch later in the run does not skip its refresh."""
+    fmri = "svc:/network/ucarp:web"
+    run.results[("zlogin",)] = reply()
+    zlogin.__utils__["run_cache.begin"](zlogin.__context__, "run-1")
+    assert zlogin.svc_enable(ZONE, fmri, clear=True) is True
+    assert run.argvs() == [["zlogin", "-Q", "-n", ZONE, f"svcadm enable -s {fmri}"]]
+    assert zlogin.fresh(ZONE, fmri) is False
+
+
+def test_an_enable_that_finds_the_instance_in_maintenance_clears_it_and_enables_it_again(zlogin, run):
+    fmri = "svc:/site/app:default"
+    enables = []
+
+    def enable(argv, kwargs):
+        enables.append(True)
+        if len(enables) == 1:
+            return reply(stderr=f'svcadm: Instance "{fmri}" is in maintenance state.\n', retcode=3)
+        return reply()
+
+    run.results[("zlogin", "-Q", "-n", ZONE, f"svcadm enable -s {fmri}")] = enable
+    run.results[("zlogin", "-Q", "-n", ZONE, f"svcs -x {fmri}")] = reply(f"{fmri}\n State: maintenance\n")
+    run.results[("zlogin", "-Q", "-n", ZONE, f"svcs -H -o state,fmri {fmri}")] = reply(f"maintenance {fmri}\n")
+    run.results[("zlogin", "-Q", "-n", ZONE, f"svcadm clear {fmri}")] = reply()
+    assert zlogin.svc_enable(ZONE, fmri, clear=True) is True
+    commands = [argv[-1] for argv in run.argvs()]
+    assert commands[0] == f"svcadm enable -s {fmri}"
+    assert commands[-2:] == [f"svcadm clear {fmri}", f"svcadm enable -s {fmri}"]
+
+
+def test_an_enable_refused_for_another_reason_is_not_cleared(zlogin, run):
+    fmri = "svc:/site/app:default"
+    run.results[("zlogin", "-Q", "-n", ZONE, f"svcadm enable -s {fmri}")] = reply(
+        stderr=f'svcadm: Instance "{fmri}" has been disabled by another entity.\n', retcode=3
+    )
+    run.results[("zlogin", "-Q", "-n", ZONE, f"svcs -x {fmri}")] = reply("")
+    run.results[("zlogin", "-Q", "-n", ZONE, f"svcs -H -o state,fmri {fmri}")] = reply(f"disabled {fmri}\n")
+    with pytest.raises(zlogin.ServiceFailed, match="disabled by another entity"):
+        zlogin.svc_enable(ZONE, fmri, clear=True)
+    assert f"svcadm clear {fmri}" not in [argv[-1] for argv in run.argvs()]
+
+
+def test_an_instance_the_run_saw_in_maintenance_is_cleared_before_the_enable(zlogin, run):
+    fmri = "svc:/site/app:default"
+    run.results[("zlogin",)] = reply()
+    run.results[("svcs", "-Z")] = reply(f"{ZONE} maintenance {fmri}\n")
+    zlogin.__utils__["run_cache.begin"](zlogin.__context__, "run-1")
+    assert zlogin.svc_state(ZONE, fmri) == "maintenance"
+    zlogin.svc_enable(ZONE, fmri, clear=True)
+    assert [argv[-1] for argv in run.argvs()][-2:] == [f"svcadm clear {fmri}", f"svcadm enable -s {fmri}"]
 
 
 def test_a_zone_that_stopped_during_the_run_is_forgotten_by_the_run(zlogin, run):
