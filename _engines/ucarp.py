@@ -78,8 +78,8 @@ def _record_files(node):
 class Watcher:
     """The beacon's list of nodes and the last look at their record files."""
 
-    def __init__(self, beacons):
-        self.beacons = beacons  # (now) -> the beacons loader, or None while the beacon is not there
+    def __init__(self, beacon):
+        self.beacon = beacon  # (now) -> the beacon's (watch list path, deliver), or None while it is not there
         self.list_seen = None
         self.nodes = []
         self.seen = {}  # node key -> the signatures its records were delivered at
@@ -107,11 +107,12 @@ class Watcher:
         The nodes found changed (empty: nothing to do)."""
         if now < self.retry_at:
             return []
-        loader = self.beacons(now)
-        if loader is None:
+        found = self.beacon(now)
+        if found is None:
             self.retry_at = now + LOADER_WAIT
             return []
-        self._load_list(loader["ucarp.watch_path"]())
+        list_path, deliver = found
+        self._load_list(list_path)
         changed = []
         for node in self.nodes:
             sigs = [_signature(f) for f in _record_files(node)]
@@ -119,7 +120,7 @@ class Watcher:
                 changed.append((node, sigs))
         if not changed:
             return []
-        done = loader["ucarp.deliver"]([node for node, _sigs in changed])
+        done = deliver([node for node, _sigs in changed])
         if done is True:
             for node, sigs in changed:
                 self.seen[_key(node)] = sigs  # as they were before the read: a later change is seen next time
@@ -141,20 +142,21 @@ def _well_formed(node):
     )
 
 
-def _beacons_loader():
-    """``(now) ->`` Salt's beacons loader with the formula's ``ucarp`` beacon,
-    made again every ``LOADER_TTL`` seconds (a sync may bring a new one),
-    or None while it is not there (modules not synced yet)."""
-    state = {"loader": None, "at": 0.0}
+def _beacon():
+    """``(now) ->`` the formula's ``ucarp`` beacon as Salt's beacons loader
+    gives it: the path of its watch list and its ``deliver``, loaded again
+    every ``LOADER_TTL`` seconds (a sync may bring a new one); None while it
+    is not there (modules not synced yet)."""
+    state = {"found": None, "at": 0.0}
 
     def get(now):
-        if state["loader"] is None or now - state["at"] > LOADER_TTL:
+        if state["found"] is None or now - state["at"] > LOADER_TTL:
             loader = salt.loader.beacons(__opts__, __salt__)
             if "ucarp.deliver" not in loader:
                 log.info("ucarp engine: the ucarp beacon is not there yet (saltutil.sync_beacons)")
                 return None
-            state.update(loader=loader, at=now)
-        return state["loader"]
+            state.update(found=(loader["ucarp.watch_path"](), loader["ucarp.deliver"]), at=now)
+        return state["found"]
 
     return get
 
@@ -173,7 +175,7 @@ def start(interval=DEFAULT_INTERVAL):
               interval: 0.1
     """
     seconds = _interval(interval)
-    watcher = Watcher(_beacons_loader())
+    watcher = Watcher(_beacon())
     log.info("ucarp engine: looking at the record files every %ss", seconds)
     while True:
         began = time.monotonic()

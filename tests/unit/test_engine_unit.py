@@ -62,9 +62,8 @@ def engine():
 
 
 def watcher(engine, beacon):
-    """The engine's watcher with the beacon's own functions as its loader gives them."""
-    loader = {"ucarp.watch_path": beacon.watch_path, "ucarp.deliver": beacon.deliver}
-    return engine.Watcher(lambda now: loader)
+    """The engine's watcher with the beacon's own functions, as its loader gives them."""
+    return engine.Watcher(lambda now: (beacon.watch_path(), beacon.deliver))
 
 
 # What the beacon leaves for the engine ----------------------------------------------
