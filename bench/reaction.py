@@ -5,7 +5,8 @@ TEST-NET-1 addresses only), starts a real salt-master with the formula's
 reactor and a salt-minion per hypervisor (``demo/saltcluster.py``), applies
 the formula with the demo's cluster ``web`` (VIP 192.0.2.100, VHID 101,
 web-a on gz1, web-b on gz2, ``on_master`` svc_enable / ``on_backup``
-svc_disable of a small web service, the ``ucarp`` beacon every second) and
+svc_disable of a small web service, the ``ucarp`` beacon every second and
+the ``ucarp`` engine every 0.1 s; ``--no-engine``: the beacon alone) and
 measures, for each run:
 
 * ``takeover``: the moment the backup zone holds the VIP, from the client's
@@ -29,7 +30,8 @@ After each run the stopped zone is started again; the next run begins once
 its ucarp instance is online, the reactor has answered its (backup)
 transition and ``salt-run ucarp.status`` shows one master and no alert.
 
-Run as root: ``.venv/bin/python bench/reaction.py --runs 10``.
+Run as root: ``.venv/bin/python bench/reaction.py --runs 10`` (and, for the
+beacon alone, ``--no-engine --output bench/results/reaction-beacon.json``).
 """
 
 import argparse
@@ -56,7 +58,7 @@ from failover import (  # noqa: E402
     poll,
     say,
 )
-from saltcluster import PILLAR, WEB, SaltCluster, SaltError, install_app, unanswered, zone_uuid  # noqa: E402
+from saltcluster import ENGINE, PILLAR, WEB, SaltCluster, SaltError, install_app, unanswered, zone_uuid  # noqa: E402
 
 from smartos_sim import bed as simbed  # noqa: E402
 
@@ -188,10 +190,12 @@ def one_run(ctx, index, master_alias):
     sent = bus.wait(f"ucarp/{CLUSTER}/master", t0, same, timeout=1)
     sample = make_sample(index, master, backup, (jitter, t0, last_miss, takeover), done, advert)
     sample["beacon_s"] = None if sent is None else round(sent.seen - takeover, 4)
+    sample["via"] = None if sent is None else sent.data["data"].get("via")
     sample["reactor_s"] = None if sent is None else round(done.data["timings"]["received"] - sent.seen, 4)
     say(
         f"run {index}: stopped {master.alias}, {backup.alias} took the VIP {takeover - t0:.2f}s later; "
-        f"failover/complete {sample['reaction_s']:.2f}s after that (delivery {sample['delivery_s']:.2f}, "
+        f"failover/complete {sample['reaction_s']:.2f}s after that (via {sample['via']}, "
+        f"delivery {sample['delivery_s']:.2f}, "
         f"check {sample['check_s']:.2f}, actions {sample['actions_s']:.2f})"
     )
     revive(cluster, bus, master, t0)
@@ -243,7 +247,7 @@ def summarise(samples, key):
 LABELS = {
     "reaction_s": "reaction: takeover -> failover/complete seen",
     "delivery_s": "  delivery: takeover -> runner received",
-    "beacon_s": "    beacon + bus: takeover -> ucarp/web/master seen",
+    "beacon_s": "    engine or beacon + bus: takeover -> ucarp/web/master seen",
     "reactor_s": "    reactor: ucarp/web/master seen -> runner received",
     "check_s": "  holder check: received -> checked",
     "actions_s": "  actions (on_master, on_backup): checked -> actions_done",
@@ -271,17 +275,19 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10, help="failovers to measure (default 10)")
     parser.add_argument("--output", default=RESULTS, help=f"JSON results file (default {RESULTS})")
+    parser.add_argument("--no-engine", dest="engine", action="store_false",
+                        help="no ucarp engine on the minions: the beacon alone delivers")  # fmt: skip
     args = parser.parse_args(argv)
     if not 1 <= args.runs <= 1000:
         parser.error("--runs must be between 1 and 1000")
     return args
 
 
-def measure(bed, holder, runs):
+def measure(bed, holder, runs, engine):
     client = bed.host("client", f"{CLIENT}/24")
     adverts = AdvertLog(client)
     try:
-        cluster = SaltCluster(bed, PILLAR, minions=("gz1", "gz2"))
+        cluster = SaltCluster(bed, PILLAR, minions=("gz1", "gz2"), engine=engine)
         holder.append(cluster)
         say("starting salt-master and salt-minion gz1, gz2")
         cluster.start(timeout=180)
@@ -308,6 +314,7 @@ def main(argv=None):
         {
             "cluster": {k: v for k, v in WEB.items() if k != "password"},
             "beacon_interval_s": 1,
+            "engine_interval_s": ENGINE["engines"][0]["ucarp"]["interval"] if args.engine else None,
             "probe_interval_s": PROBE_INTERVAL,
             "event_timeout_s": EVENT_TIMEOUT,
         },
@@ -316,7 +323,7 @@ def main(argv=None):
     bed = simbed.Bed(prefix="ucarpreact")
     holder = []
     try:
-        samples = measure(bed, holder, args.runs)
+        samples = measure(bed, holder, args.runs, args.engine)
     except KeyboardInterrupt:
         say("interrupted")
         return 130

@@ -126,12 +126,13 @@ class Daemon:
 class SaltCluster:
     """A salt-master and its hypervisor minions on a ``smartos_sim`` bed."""
 
-    def __init__(self, bed, pillar, minions=("gz1", "gz2"), states_target="gz*"):
+    def __init__(self, bed, pillar, minions=("gz1", "gz2"), states_target="gz*", engine=True):
         self.bed = bed
         self.minions = tuple(minions)
         self.base = tempfile.mkdtemp(prefix="salt-", dir=bed.base)
         self.master_conf = os.path.join(self.base, "master", "conf")
         self.daemons = []
+        self.engine = engine  # the formula's engine beside the beacon on each minion
         self._write_roots(pillar, states_target)
         ports = free_ports(6)
         self._write_master(ports)
@@ -200,7 +201,7 @@ class SaltCluster:
             **self._common(root),
             "acceptance_wait_time": 1,
             "acceptance_wait_time_max": 5,
-            **ENGINE,
+            **(ENGINE if self.engine else {}),
         }
         write_json(os.path.join(root, "conf", "minion"), opts)
 
