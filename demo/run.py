@@ -13,7 +13,7 @@ advert), so no ping goes unanswered; the old master's agent says so in its
 log, and the reactor moves the web service.  The zone starts again as a
 backup.  Then a crash of the new master (``vmadm stop -F``): the usual
 failover, printed as it happens (the backup taking the VIP after three
-missed adverts, the beacon's event reaching the master, the reactor's
+missed adverts, the engine's event reaching the master, the reactor's
 actions and its ``failover/complete`` report); the client gets its answer
 from the other zone.  Last, a planned switchover back with ``salt-run
 ucarp.switchover``: refused while the crashed zone is stopped, then, once
@@ -90,8 +90,9 @@ def poll(predicate, timeout=WAIT, interval=0.2):
 def describe_transition(event):
     sender, item = event.data.get("id"), event.data.get("data") or {}
     return (
-        f"master bus: {event.tag} from minion {sender}: zone {item.get('zone')} is {item.get('role')} "
-        f"(transition #{item.get('seq')}, recorded by its ucarp hook at {item.get('ts')}: whole seconds)"
+        f"master bus: {event.tag} from minion {sender} (its {item.get('via')}): zone {item.get('zone')} is "
+        f"{item.get('role')} (transition #{item.get('seq')}, recorded by its ucarp hook at {item.get('ts')}: "
+        "whole seconds)"
     )
 
 
@@ -268,7 +269,7 @@ def start_salt(bed):
 def sync(cluster):
     say("syncing the formula's custom code: salt-run saltutil.sync_all (ucarp runner and util to the master)")
     cluster.salt_run("saltutil.sync_all")
-    say("salt 'gz*' saltutil.sync_all (vmadm, zlogin, ucarp modules, states, the ucarp beacon)")
+    say("salt 'gz*' saltutil.sync_all (vmadm, zlogin, ucarp modules, states, the ucarp beacon and engine)")
     cluster.salt("gz*", "saltutil.sync_all")
 
 
@@ -276,7 +277,10 @@ def show_pillar():
     shown = {"ucarp": {"clusters": {CLUSTER: dict(PILLAR["ucarp"]["clusters"][CLUSTER], password="(secret)")}}}
     shown["beacons"] = PILLAR["beacons"]
     text = yaml.safe_dump(shown, sort_keys=False, default_flow_style=None).rstrip()
-    say("the pillar (as in pillar.example; the beacon reports VIP transitions every second):\n" + text)
+    say(
+        "the pillar (as in pillar.example; the beacon reports VIP transitions every second, and each minion's\n"
+        "config runs the ucarp engine, which sends a new record within 0.1 s):\n" + text
+    )
 
 
 def apply(cluster, bed, timeline):
@@ -294,7 +298,7 @@ def apply(cluster, bed, timeline):
     started = time.time()
     results = timeline.during(cluster.salt, "gz*", "state.highstate")
     say(summarise_states(results))
-    say("ucarp runs in both zones now; the CARP election picks a master, the beacon reports it:")
+    say("ucarp runs in both zones now; the CARP election picks a master, the engine reports it:")
     # A convergence covers every transition it confirmed (``transitions``): one of them a master's.
     is_master = lambda e: any(t["role"] == "master" for t in e.data.get("transitions") or [e.data["transition"]])  # noqa: E731
     timeline.wait(f"ucarp/{CLUSTER}/failover/complete", started, is_master)
@@ -438,7 +442,7 @@ def failover(bed, client, timeline, master):
     gz = bed.gz(master["gz"])
     uuid = zone_uuid(bed, old)
     say(
-        "from here on nobody types anything: UCARP moves the VIP, the beacon on the new master's hypervisor\n"
+        "from here on nobody types anything: UCARP moves the VIP, the engine on the new master's hypervisor\n"
         f"sends ucarp/{CLUSTER}/master, the reactor runs the ucarp.transition runner, which checks the sender\n"
         "against pillar, checks that exactly one zone holds the VIP, runs on_master in that zone and on_backup\n"
         f"in the other, and fires ucarp/{CLUSTER}/failover/complete"
