@@ -668,9 +668,12 @@ def test_a_thousand_events_in_one_load_are_rejected_in_bounded_alerts(
     wait_for(lambda: len([e for e in events(event_listener, master, "salt/run/*/ret", started)]) >= 1000,
              timeout=900, interval=2, what="a reaction to each of the thousand events")  # fmt: skip
     alerts = events(event_listener, master, "ucarp/web/alert/rejected", started)
-    # At most REJECT_BURST (100) per cluster and minute; the rest counted, and the next alert says how many.
-    minutes = 1 + int((alerts[-1].stamp - alerts[0].stamp).total_seconds() // 60)
-    assert 1 <= len(alerts) <= 100 * minutes < 1000
+    # At most REJECT_BURST (100) per cluster, claimed sender and 60 s window;
+    # the rest counted, and the next alert says how many. A window opens at
+    # its first rejection: one opened by a test before may still be open
+    # when this one begins, so the alerts may span one window more.
+    windows = 2 + int((alerts[-1].stamp - alerts[0].stamp).total_seconds() // 60)
+    assert 1 <= len(alerts) <= 100 * windows < 1000
     if len(alerts) > 100:
         assert any(e.data.get("suppressed") for e in alerts)
     # No reaction took a forged record (their time is 1). A real transition
