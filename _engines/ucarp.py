@@ -4,7 +4,7 @@ Deliver UCARP transitions to the master within a tenth of a second.
 Salt runs beacons once a second at most, and a reaction waits for the
 ``ucarp`` beacon to see the record of a transition: half a second on
 average, a whole second at worst.  This engine, one process per hypervisor,
-looks at the record files the beacon watches ``interval`` times a second
+looks at the record files the beacon watches every ``interval`` seconds
 (a ``stat`` each: no process, nothing read) and, as soon as one changes,
 has the beacon's own code send what is new (``ucarp.deliver``: the same
 reader, events and cursors; a lock keeps the two from sending a record
@@ -137,6 +137,7 @@ def _well_formed(node):
     return (
         isinstance(node, dict)
         and all(isinstance(node.get(k), str) for k in ("zone", "uuid", "root", "cluster", "vip"))
+        and isinstance(node.get("vhid"), int)
         and isinstance(node.get("records"), dict)
         and all(isinstance(p, str) for p in node["records"].values())
     )
@@ -163,7 +164,7 @@ def _beacon():
 
 def start(interval=DEFAULT_INTERVAL):
     """
-    Look at the ``ucarp`` beacon's record files ``interval`` times a second
+    Look at the ``ucarp`` beacon's record files every ``interval`` seconds
     and deliver what is new as soon as a file changes.
 
     CLI Example (the minion's config):

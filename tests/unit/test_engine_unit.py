@@ -192,7 +192,8 @@ def test_the_engine_follows_the_beacons_list_and_ignores_a_malformed_one(engine,
         fh.write("{not json")
     assert watch.look(1.1) == []
     with open(beacon.watch_path(), "w", encoding="utf-8") as fh:
-        json.dump({"nodes": [{"zone": 1}, dict(NODE, uuid=ZONE_A, root=str(root))]}, fh)
+        bad = [{"zone": 1}, dict(NODE, uuid=ZONE_A, root=str(root), vhid="101")]
+        json.dump({"nodes": [*bad, dict(NODE, uuid=ZONE_A, root=str(root))]}, fh)
     write_records(root, "1 10 backup web 192.0.2.100 101 net0")
     assert [n["zone"] for n, _ in watch.look(1.2)] == ["web-a"]  # the well-formed entry only
     assert beacon.sent == [("ucarp/web/backup", 1, "engine")]
