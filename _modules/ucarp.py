@@ -665,7 +665,8 @@ def run_actions(cluster, work):
     (``detail``: what the function returned), False (``detail``: its
     error, or a command's exit status and stderr) or None: the zone is not
     running and its actions were skipped (``detail``: ``zone is
-    stopped``).  ``svc_enable`` clears maintenance first.  A failed action
+    stopped``).  ``svc_enable`` clears an instance svcadm finds in
+    maintenance and enables it again.  A failed action
     does not stop the zone's next ones.
 
     CLI Example:
