@@ -371,20 +371,37 @@ if [ ! -f "$p" ]; then echo "not a regular file" >&2; exit 4; fi
 exec od -A n -v -t x1 "$p"
 """
 
-_WRITE = r"""p=$1 mode=$2 owner=$3 makedirs=$4
-d=$(dirname "$p") || exit 1
-if [ ! -d "$d" ]; then
-  if [ "$makedirs" = yes ]; then mkdir -p "$d" || exit 1; else echo "no such directory: $d" >&2; exit 3; fi
-fi
-if [ -d "$p" ]; then echo "is a directory" >&2; exit 4; fi
-umask 077
-t=$(mktemp "$d/.salt-zlogin.XXXXXX") || exit 1
-trap 'rm -f "$t"' EXIT
-printf '%b' "$(cat)" > "$t" || exit 1
-chown "$owner" "$t" || exit 1
-chmod "$mode" "$t" || exit 1
-mv -f "$t" "$p" || exit 1
-trap - EXIT
+# Several files in one zlogin: every file goes to a 0600 temporary file in
+# its directory first (content on stdin, one escaped line per file), and only
+# once all of them are written are they renamed into place.  A file that
+# cannot be written removes every temporary file: nothing is replaced.
+_WRITE = r"""mk=$1; shift
+n=0 t='' q=''
+undo() { while [ "$n" -gt 0 ]; do n=$((n - 1)); eval "rm -f \"\$t$n\""; done; [ -z "$t" ] || rm -f "$t"; }
+fail() { undo; echo "$2" >&2; exit "$1"; }
+while [ "$#" -ge 3 ]; do
+  p=$1 mode=$2 owner=$3; shift 3
+  IFS= read -r data || fail 1 "$p: no content given"
+  d=$(dirname "$p") || fail 1 "$p: no directory"
+  if [ ! -d "$d" ]; then
+    [ "$mk" = yes ] || fail 3 "$p: no such directory: $d"
+    mkdir -p "$d" || fail 1 "$p: cannot create $d"
+  fi
+  [ ! -d "$p" ] || fail 4 "$p: is a directory"
+  t=$(umask 077 && mktemp "$d/.salt-zlogin.XXXXXX") || fail 1 "$p: cannot create a temporary file in $d"
+  { printf '%b' "$data" > "$t" && chown "$owner" "$t" && chmod "$mode" "$t"; } || fail 1 "$p: cannot write it"
+  eval "t$n=\$t p$n=\$p"
+  n=$((n + 1)) t=''
+done
+i=0
+while [ "$i" -lt "$n" ]; do
+  eval "mv -f \"\$t$i\" \"\$p$i\"" || {
+    eval "q=\$p$i"; j=$i
+    while [ "$j" -lt "$n" ]; do eval "rm -f \"\$t$j\""; j=$((j + 1)); done
+    echo "$q: cannot rename it into place ($i of $n files replaced)" >&2; exit 5
+  }
+  i=$((i + 1))
+done
 """
 
 _STAT = r"""p=$1
@@ -530,17 +547,71 @@ def file_write(zone, path, content, mode="0644", user="root", group="root", make
 
         salt gz1 zlogin.file_write zoneA /opt/local/etc/motd 'hello' mode=0644
     """
+    file_write_many(zone, {path: {"content": content, "mode": mode, "user": user, "group": group}}, makedirs=makedirs)
+    return True
+
+
+def _wanted_file(path, spec):
+    """``(path, mode, "user:group", data)`` of one file to write, checked."""
     path = _path(path)
-    mode = str(mode)
+    if not isinstance(spec, dict) or "content" not in spec:
+        raise SaltInvocationError(f"zlogin: {path}: give the file as {{content, mode, user, group}}")
+    unknown = sorted(set(spec) - {"content", "mode", "user", "group"})
+    if unknown:
+        raise SaltInvocationError(f"zlogin: {path}: unknown file key(s) {', '.join(unknown)}")
+    mode = str(spec.get("mode", "0644"))
     if not MODE_RE.match(mode):
-        raise SaltInvocationError(f"zlogin: {mode!r} is not an octal file mode such as 0644")
-    for label, value in (("user", user), ("group", group)):
-        if not USER_RE.match(str(value)):
-            raise SaltInvocationError(f"zlogin: {value!r} is not a valid {label} name")
+        raise SaltInvocationError(f"zlogin: {path}: {mode!r} is not an octal file mode such as 0644")
+    owner = []
+    for label in ("user", "group"):
+        value = str(spec.get(label, "root"))
+        if not USER_RE.match(value):
+            raise SaltInvocationError(f"zlogin: {path}: {value!r} is not a valid {label} name")
+        owner.append(value)
+    content = spec["content"]
     data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
-    script = _script(_WRITE, path, mode, f"{user}:{group}", "yes" if makedirs else "no")
+    return path, mode, ":".join(owner), data
+
+
+def file_write_many(zone, files, makedirs=False):
+    """
+    Write several files inside a zone with one ``zlogin``, all or none.
+
+    Each file is written to a temporary file created with mode 0600 in its
+    directory and given its owner and mode; only once every one of them is
+    written are they renamed over their paths. A file that cannot be
+    written (no such directory, a directory in its place, a full disk)
+    removes every temporary file and raises, naming the file: nothing was
+    replaced. Each file on its own is replaced atomically (readers see the
+    old or the new file, never a part).
+
+    zone
+        UUID or alias.
+
+    files
+        ``{path: {"content": ..., "mode": "0644", "user": "root", "group": "root"}}``:
+        absolute paths inside the zone; content as text (written as UTF-8)
+        or bytes; mode, user and group as for ``file_write``.
+
+    makedirs
+        Create missing parent directories (no by default: an error).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt gz1 zlogin.file_write_many zoneA '{"/etc/motd": {"content": "hi"}, "/etc/issue": {"content": "x"}}'
+    """
+    if not isinstance(files, dict) or not files:
+        raise SaltInvocationError("zlogin: file_write_many takes {path: {content, mode, user, group}}, at least one")
+    wanted = [_wanted_file(path, spec) for path, spec in files.items()]  # all checked before anything is written
+    args = ["yes" if makedirs else "no"]
+    for path, mode, owner, _data in wanted:
+        args += [path, mode, owner]
+    stdin = "".join(_encode(data) + "\n" for *_, data in wanted)  # one line each: newlines are escaped
+    names = wanted[0][0] if len(wanted) == 1 else f"{len(wanted)} files"
     _wrote(zone)
-    _check(zone, script, stdin=_encode(data), what=f"writing {path}", output_loglevel="quiet")
+    _check(zone, _script(_WRITE, *args), stdin=stdin, what=f"writing {names}", output_loglevel="quiet")
     return True
 
 
@@ -659,6 +730,10 @@ def pkg_version(zone, name):
     """
     Return the installed version of a package in a zone, or None.
 
+    In a state run it is read from the zone's pkgsrc database under the
+    zone's root when that can be read safely (no process); otherwise
+    pkgin in the zone is asked.
+
     CLI Example:
 
     .. code-block:: bash
@@ -667,21 +742,29 @@ def pkg_version(zone, name):
     """
     name = _pkg_name(name)
     found = _installed_under_root(zone, name)
+    if found is NOT_INSTALLED:
+        return None
     return found if found is not None else pkg_list(zone).get(name)
+
+
+NOT_INSTALLED = object()  # the zone's package database, read, has no such package
 
 
 def _installed_under_root(zone, name):
     """In a run: the version of ``name`` in the zone's pkgsrc database
     (``/opt/local/pkg/<name>-<version>/+CONTENTS``, read under the zone's
-    root), or None: ask pkgin in the zone (not there, or not readable here)."""
+    root), ``NOT_INSTALLED`` when the database has no entry of that name,
+    or None: ask pkgin in the zone (no database there, an entry that is no
+    complete package, or nothing readable here)."""
     listed = _under_root("try_entries", zone, PKG_DBDIR)
     if listed is None or listed is MISSING:
         return None
-    for entry in listed:
-        base, _, version = entry.rpartition("-")
-        contents = f"{PKG_DBDIR}/{entry}/+CONTENTS"
-        if base == name and version and isinstance(_under_root("try_stat", zone, contents), dict):
-            return version
+    named = [entry for entry in listed if entry.rpartition("-")[0] == name and entry.rpartition("-")[2]]
+    if not named:
+        return NOT_INSTALLED
+    for entry in named:
+        if isinstance(_under_root("try_stat", zone, f"{PKG_DBDIR}/{entry}/+CONTENTS"), dict):
+            return entry.rpartition("-")[2]
     return None
 
 
@@ -699,11 +782,11 @@ def pkg_install(zone, name):
         salt gz1 zlogin.pkg_install zoneA ucarp
     """
     name = _pkg_name(name)
-    before = pkg_list(zone).get(name)
+    before = pkg_version(zone, name)
     if before is None:
         _wrote(zone)
         _check(zone, [PKGIN, "-y", "install", name], what=f"pkgin install {name}")
-    after = pkg_list(zone).get(name)
+    after = pkg_version(zone, name)
     if after is None:
         raise CommandExecutionError(f"zlogin: zone {zone}: pkgin install {name} left it not installed")
     return {"name": name, "version": after, "changed": before is None}
@@ -768,19 +851,48 @@ def svc_states():
 
 def _snapshot(zone, ask=True):
     """This run's SMF states of ``zone`` (``{FMRI: state}``), or None: ask the
-    zone.  With ``ask`` False, only if the run has already run its ``svcs -Z``."""
+    zone.  With ``ask`` False, only if the run has already run its ``svcs -Z``
+    and nothing was done to the zone's SMF since."""
     store = _util("run_cache", "current")(__context__)
     if store is None or (not ask and "zlogin.smf" not in store):
         return None
     states = _remember("zlogin.smf", svc_states)
-    return states.get(_zonename(zone))
+    name = _zonename(zone)
+    stale = store.setdefault("zlogin.smf.stale", set())
+    if ask and name in stale:  # something was done to it: ask svcs -z again, once
+        stale.discard(name)
+        again = _zone_states(name)
+        if again is not None:
+            states[name] = again
+    return states.get(name)
+
+
+def _zone_states(name):
+    """``{FMRI: state}`` of one zone from ``svcs -z`` in the global zone, or
+    None when svcs cannot reach the zone's repository (it is not running)."""
+    res = __salt__["cmd.run_all"](
+        ["svcs", "-z", name, "-a", "-H", "-o", "state,fmri"],
+        python_shell=False,
+        ignore_retcode=True,
+        output_loglevel="debug",
+    )
+    if res["retcode"] != 0:
+        return None
+    found = {}
+    for line in res["stdout"].splitlines():
+        words = line.split()
+        if len(words) == 2:
+            found[words[1]] = words[0]
+    return found
 
 
 def _changed_smf(zone):
     """Forget this run's SMF states of ``zone``: something was just done to it."""
     store = _util("run_cache", "current")(__context__)
     if store is not None and "zlogin.smf" in store:
-        store["zlogin.smf"].pop(_zonename(zone), None)
+        name = _zonename(zone)
+        store["zlogin.smf"].pop(name, None)
+        store.setdefault("zlogin.smf.stale", set()).add(name)
 
 
 def _matches(fmri, pattern):

@@ -223,6 +223,104 @@ def managed(
     return ret
 
 
+FILE_KEYS = ("contents", "source", "contents_pillar", "mode", "user", "group", "secret")
+
+
+def _planned(zone, path, spec):
+    """``(text, mode, user, group, changes)`` of one file of ``files_managed``; raises naming it."""
+    if not isinstance(spec, dict):
+        raise SaltInvocationError(f"zone_file: files: {path}: give its contents, source or contents_pillar")
+    unknown = sorted(set(spec) - set(FILE_KEYS))
+    if unknown:
+        raise SaltInvocationError(
+            f"zone_file: files: {path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(FILE_KEYS)})"
+        )
+    try:
+        mode = _mode(spec.get("mode", "0644"))
+        user, group = str(spec.get("user", "root")), str(spec.get("group", "root"))
+        text = _wanted(spec.get("contents"), spec.get("source"), spec.get("contents_pillar"))
+        secret = bool(spec.get("secret") or spec.get("contents_pillar"))
+        changes = _changes(zone, path, text, mode, user, group, secret)
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        raise type(exc)(f"{path}: {exc}") from exc
+    return text, mode, user, group, changes
+
+
+def files_managed(name, zone, files, makedirs=False):
+    """
+    Make sure several files inside a zone have their content, mode and owner,
+    and write all those that differ with one ``zlogin``.
+
+    Each file is compared as ``zone_file.managed`` compares one. The files
+    that differ are written together by ``zlogin.file_write_many``: all of
+    them or, if one cannot be written, none (its error names it). A file
+    given wrongly fails the state before anything is written.
+
+    name
+        A label for the group of files (it names nothing in the zone).
+
+    zone
+        The zone's UUID or alias.
+
+    files
+        ``{path: {...}}``: each file's absolute path inside the zone, with
+        the keys of ``zone_file.managed``: one of ``contents``, ``source``
+        and ``contents_pillar``, and ``mode``, ``user``, ``group``,
+        ``secret``.
+
+    makedirs
+        Create missing parent directories (no by default: an error).
+
+    ``changes`` holds each written file's changes under its path.
+
+    .. code-block:: yaml
+
+        ucarp-hook-files-managed-zoneA:
+          zone_file.files_managed:
+            - name: ucarp hooks
+            - zone: zoneA
+            - makedirs: True
+            - files:
+                /opt/local/lib/ucarp/vip-up:
+                  source: salt://ucarp/files/vip-up
+                  mode: '0755'
+                /opt/local/lib/ucarp/vip-down:
+                  source: salt://ucarp/files/vip-down
+                  mode: '0755'
+    """
+    _run()
+    ret = _ret(name)
+    try:
+        if not isinstance(files, dict) or not files:
+            raise SaltInvocationError("zone_file: files: give {path: {contents|source|contents_pillar, mode, ...}}")
+        plan = {path: _planned(zone, path, spec) for path, spec in files.items()}
+        refused = "".join(f"; {path}{_refused(zone, path)}" for path in plan if _refused(zone, path))
+        todo = {path: planned for path, planned in plan.items() if planned[4]}
+        where = f"in zone {zone}"
+        if not todo:
+            ret["comment"] = f"All {len(plan)} files {where} are in the desired state{refused}"
+            return ret
+        changes = {path: planned[4] for path, planned in todo.items()}
+        if __opts__["test"]:
+            ret["result"] = None
+            ret["changes"] = changes
+            ret["comment"] = f"{len(todo)} of {len(plan)} files {where} would be written: {', '.join(todo)}{refused}"
+            return ret
+        writes = {
+            path: {"content": text, "mode": mode, "user": user, "group": group}
+            for path, (text, mode, user, group, _changes_) in todo.items()
+        }
+        __salt__["zlogin.file_write_many"](zone, writes, makedirs=makedirs)
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        ret["result"] = False
+        ret["comment"] = str(exc)
+        return ret
+    log.info("zone_file: wrote %s %s", ", ".join(todo), where)
+    ret["changes"] = changes
+    ret["comment"] = f"{len(todo)} of {len(plan)} files {where} written: {', '.join(todo)}{refused}"
+    return ret
+
+
 def absent(name, zone):
     """
     Make sure a file inside a zone does not exist.

@@ -4,16 +4,23 @@
 include:
   - {{ tplroot }}.package
 
+{#- Two groups of files per zone, each written with one zlogin: the method
+    and agent a running instance has read (their change restarts it), and
+    the hooks ucarp runs afresh at each transition (their change does not). #}
 {%- for zone in ucarp.zones %}
-{%-   for hook in ucarp.hooks %}
+{%-   for group, hooks in (('method', ucarp.restart_on), ('hook', ucarp.hooks | reject('in', ucarp.restart_on) | list)) %}
 
-ucarp-hook-file-managed-{{ zone.alias }}-{{ salt['file.basename'](hook) }}:
-  zone_file.managed:
-    - name: {{ hook }}
+ucarp-{{ group }}-files-managed-{{ zone.alias }}:
+  zone_file.files_managed:
+    - name: {{ ucarp.lib }} ({{ group }} files)
     - zone: {{ zone.alias }}
-    - source: salt://{{ tplroot }}/files/{{ salt['file.basename'](hook) }}
-    - mode: '0755'
     - makedirs: true
+    - files:
+{%-     for hook in hooks %}
+        {{ hook }}:
+          source: salt://{{ tplroot }}/files/{{ salt['file.basename'](hook) }}
+          mode: '0755'
+{%-     endfor %}
     - require:
       - zone_pkg: ucarp-package-installed-{{ zone.alias }}
 {%-   endfor %}

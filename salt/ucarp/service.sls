@@ -16,9 +16,8 @@ ucarp-service-manifest-imported-{{ zone.alias }}:
     - service: svc:/network/ucarp
     - require:
       - zone_pkg: ucarp-package-installed-{{ zone.alias }}
-{%-   for hook in ucarp.hooks %}
-      - zone_file: ucarp-hook-file-managed-{{ zone.alias }}-{{ salt['file.basename'](hook) }}
-{%-   endfor %}
+      - zone_file: ucarp-method-files-managed-{{ zone.alias }}
+      - zone_file: ucarp-hook-files-managed-{{ zone.alias }}
 {%- endfor %}
 
 {%- for node in ucarp.nodes %}
@@ -34,9 +33,7 @@ ucarp-service-running-{{ node.cluster }}-{{ node.alias }}:
     - require:
       - zone_svc: ucarp-service-manifest-imported-{{ node.alias }}
     - watch:
-{%-   for hook in ucarp.restart_on %}
-      - zone_file: ucarp-hook-file-managed-{{ node.alias }}-{{ salt['file.basename'](hook) }}
-{%-   endfor %}
+      - zone_file: ucarp-method-files-managed-{{ node.alias }}
 
 ucarp-service-refreshed-{{ node.cluster }}-{{ node.alias }}:
   zone_svc.running:

@@ -178,11 +178,11 @@ def test_a_hook_change_restarts_nothing_an_agent_change_restarts_its_zone(minion
     uuid = uuid_of(gz, backup)
     pids = {(a, c): ucarp_pid(minions, a, c) for c, cl in CLUSTERS.items() for a in cl["nodes"]}
     assert gz.zlogin(uuid, "echo '# edited by hand' >> /opt/local/lib/ucarp/vip-hook").returncode == 0
-    assert set(changed(apply_all(minions, "ucarp"))) == {f"ucarp-hook-file-managed-{backup}-vip-hook"}
+    assert set(changed(apply_all(minions, "ucarp"))) == {f"ucarp-hook-files-managed-{backup}"}
     assert {k: ucarp_pid(minions, *k) for k in pids} == pids
     assert gz.zlogin(uuid, "echo '# edited by hand' >> /opt/local/lib/ucarp/ucarp-agent").returncode == 0
     assert set(changed(apply_all(minions, "ucarp"))) == {
-        f"ucarp-hook-file-managed-{backup}-ucarp-agent",
+        f"ucarp-method-files-managed-{backup}",
         f"ucarp-service-running-db-{backup}",
     }
     wait_for(lambda: svc_state(minions, backup, "db") == "online", timeout=60, what=f"db in {backup} online")
@@ -416,7 +416,7 @@ def test_files_a_zone_plants_are_refused_and_put_right_through_zlogin(minions, a
     assert gz.zlogin(uuid, plant).returncode == 0
     results = raw_apply(minions, "ucarp")
     ours = results[CLUSTERS["db"]["nodes"]["db-b"]["host"]]
-    conf, hook = ours["ucarp-config-file-managed-db-db-b"], ours["ucarp-hook-file-managed-db-b-vip-hook"]
+    conf, hook = ours["ucarp-config-file-managed-db-db-b"], ours["ucarp-hook-files-managed-db-b"]
     checks = ours["ucarp-checks-file-absent-db-db-b"]
     assert all(r["result"] is True for per in results.values() for r in per.values())
     assert "not read from the global zone" in conf["comment"] and "symbolic link" in conf["comment"]
@@ -446,8 +446,8 @@ def test_a_zone_that_stops_halfway_fails_its_own_states_and_the_others_are_appli
         "stop-db-a-midway:\n"
         "  cmd.run:\n"
         f"    - name: vmadm stop -F {uuids['db-a']}\n"  # unbeknownst to the run's modules
-        "    - require:\n      - zone_file: ucarp-hook-file-managed-web-a-vip-up\n"
-        "    - require_in:\n      - zone_file: ucarp-hook-file-managed-db-a-vip-up\n"
+        "    - require:\n      - zone_file: ucarp-hook-files-managed-web-a\n"
+        "    - require_in:\n      - zone_file: ucarp-hook-files-managed-db-a\n"
     )
     try:
         proc = minions["gz1"].run("state.apply", "midway")
@@ -456,13 +456,13 @@ def test_a_zone_that_stops_halfway_fails_its_own_states_and_the_others_are_appli
         halted_at = next(r["__run_num__"] for r in results if r["__id__"] == "stop-db-a-midway")
         after = [r for r in results if r["__run_num__"] > halted_at and "db-a" in r["__id__"]]
         assert after and all(r["result"] is False for r in after), [(r["__id__"], r["result"]) for r in after]
-        hook = next(r for r in after if r["__id__"] == "ucarp-hook-file-managed-db-a-vip-up")
+        hook = next(r for r in after if r["__id__"] == "ucarp-hook-files-managed-db-a")
         assert "login allowed only to running zones" in hook["comment"], hook["comment"]
         for r in after:
             assert "login allowed only to running zones" in r["comment"] or "requisite failed" in r["comment"], r
         others = [r for r in results if r not in after]
         assert all(r["result"] is True for r in others), [r["__id__"] for r in others if r["result"] is not True]
-        web_hook = next(r for r in results if r["__id__"] == "ucarp-hook-file-managed-web-a-vip-up")
+        web_hook = next(r for r in results if r["__id__"] == "ucarp-hook-files-managed-web-a")
         assert web_hook["changes"]  # put right before the halt
         assert "changed by hand" not in gz.zlogin(uuids["web-a"], "cat /opt/local/lib/ucarp/vip-up").stdout
     finally:

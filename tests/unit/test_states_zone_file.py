@@ -31,9 +31,15 @@ class FakeZone:
         self.write = MagicMock(side_effect=self._write)
         self.read = MagicMock(side_effect=self._read)
         self.remove = MagicMock(side_effect=lambda zone, path: self.files.pop(path, None) is not None)
+        self.write_many = MagicMock(side_effect=self._write_many)
 
     def _write(self, zone, path, content, mode, user, group, makedirs):
         self.files[path] = (content, {"type": "file", "mode": mode, "user": user, "group": group})
+        return True
+
+    def _write_many(self, zone, files, makedirs):
+        for path, spec in files.items():
+            self._write(zone, path, spec["content"], spec["mode"], spec["user"], spec["group"], makedirs)
         return True
 
     def _read(self, zone, path):
@@ -54,6 +60,7 @@ class FakeZone:
             "zlogin.file_stat": self.stat,
             "zlogin.file_read": self.read,
             "zlogin.file_write": self.write,
+            "zlogin.file_write_many": self.write_many,
             "zlogin.file_remove": self.remove,
             "cp.get_file_str": lambda url: {"salt://ucarp/web.conf": "from master\n"}.get(url, False),
             **extra,
@@ -262,3 +269,101 @@ def test_absent_error(zone):
         "changes": {},
         "comment": "zlogin: zone zoneA: removing /p failed (exit 1): busy",
     }
+
+
+HOOKS = {"/opt/local/lib/ucarp/vip-up": "#!/bin/sh\nup\n", "/opt/local/lib/ucarp/vip-down": "#!/bin/sh\ndown\n"}
+
+
+def hook_files(**extra):
+    files = {path: {"contents": text, "mode": "0755"} for path, text in HOOKS.items()}
+    files.update(extra)
+    return files
+
+
+def test_files_managed_writes_what_differs_with_one_write(zone, test_mode):
+    up, down = HOOKS
+    zone.files[up] = (HOOKS[up], meta("0755"))
+    zone.files[down] = ("#!/bin/sh\nold\n", meta("0755"))
+    conf = "/opt/local/etc/ucarp/web.conf"
+    files = hook_files(**{conf: {"source": "salt://ucarp/web.conf"}})
+    ret = load(zone, test=test_mode).files_managed("ucarp hooks", ZONE, files, makedirs=True)
+    assert set(ret["changes"]) == {down, conf}
+    assert "-old" in ret["changes"][down]["diff"] and "+down" in ret["changes"][down]["diff"]
+    assert ret["changes"][conf]["new"] == "file created"
+    if test_mode:
+        assert ret["result"] is None
+        assert ret["comment"] == f"2 of 3 files in zone {ZONE} would be written: {down}, {conf}"
+        zone.write_many.assert_not_called()
+        return
+    assert ret["result"] is True
+    assert ret["comment"] == f"2 of 3 files in zone {ZONE} written: {down}, {conf}"
+    zone.write_many.assert_called_once_with(
+        ZONE,
+        {
+            down: {"content": HOOKS[down], "mode": "0755", "user": "root", "group": "root"},
+            conf: {"content": "from master\n", "mode": "0644", "user": "root", "group": "root"},
+        },
+        makedirs=True,
+    )
+    zone.write.assert_not_called()
+
+
+def test_files_managed_in_desired_state_writes_nothing(zone, test_mode):
+    for path, text in HOOKS.items():
+        zone.files[path] = (text, meta("0755"))
+    ret = load(zone, test=test_mode).files_managed("ucarp hooks", ZONE, hook_files())
+    assert ret == {
+        "name": "ucarp hooks",
+        "result": True,
+        "changes": {},
+        "comment": f"All 2 files in zone {ZONE} are in the desired state",
+    }
+    zone.write_many.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"/opt/x": {"contents": "x", "owner": "root"}}, "files: /opt/x: unknown key(s) owner (known: contents,"),
+        ({"/opt/x": {"contents": "x", "mode": "99"}}, "/opt/x: zone_file: '99' is not an octal file mode"),
+        ({"/opt/x": {"source": "salt://nope"}}, "/opt/x: zone_file: the source salt://nope was not found"),
+        ({"/opt/x": {"contents": "x", "source": "salt://ucarp/web.conf"}}, "/opt/x: zone_file: give exactly one"),
+        ({"/opt/x": "text"}, "files: /opt/x: give its contents, source or contents_pillar"),
+    ],
+)
+def test_files_managed_bad_file_fails_before_anything_is_written(zone, extra, message):
+    ret = load(zone).files_managed("ucarp hooks", ZONE, hook_files(**extra))
+    assert ret["result"] is False
+    assert message in ret["comment"], ret["comment"]
+    assert ret["changes"] == {}
+    zone.write_many.assert_not_called()
+
+
+@pytest.mark.parametrize("files", [{}, None, ["/opt/x"]])
+def test_files_managed_needs_files(zone, files):
+    ret = load(zone).files_managed("ucarp hooks", ZONE, files)
+    assert ret["result"] is False
+    assert "files: give {path:" in ret["comment"]
+
+
+def test_files_managed_write_error_is_a_failed_state_naming_the_file(zone):
+    error = CommandExecutionError(f"zlogin: zone {ZONE}: writing 2 files failed (exit 3): /opt/x: no such directory")
+    ret = load(zone, **{"zlogin.file_write_many": MagicMock(side_effect=error)}).files_managed(
+        "ucarp hooks", ZONE, hook_files()
+    )
+    assert ret["result"] is False
+    assert ret["changes"] == {}
+    assert ret["comment"] == str(error)
+
+
+def test_files_managed_keeps_secrets_out_of_changes_and_comment(zone, caplog):
+    pass_path = "/opt/local/etc/ucarp/web.pass"
+    zone.files[pass_path] = ("old-password", meta("0600"))
+    files = hook_files(**{pass_path: {"contents_pillar": "ucarp:clusters:web:password", "mode": "0600"}})
+    with caplog.at_level("DEBUG"):
+        ret = load(zone).files_managed("ucarp files", ZONE, files)
+    assert ret["result"] is True
+    assert ret["changes"][pass_path] == {"diff": "<secret contents changed>"}
+    zone.read.assert_not_called()
+    assert SECRET not in repr(ret) and SECRET not in caplog.text
+    assert zone.files[pass_path][0] == SECRET

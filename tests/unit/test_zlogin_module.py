@@ -1,6 +1,9 @@
 """Unit tests of _modules/zlogin.py with canned zlogin results."""
 
+import re
 import shlex
+import shutil
+import subprocess
 
 import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -101,10 +104,64 @@ def test_file_write_sends_escaped_content_on_stdin(zlogin, run):
     run.results[("zlogin",)] = reply()
     zlogin.file_write(ZONE, "/opt/local/etc/x.pass", b"a\\b\n\x00\xff%", mode="0600", user="root", group="root")
     argv, kwargs = run.calls[0]
-    assert kwargs["stdin"] == "a\\0134b\\0012\\0000\\0377%"
+    assert kwargs["stdin"] == "a\\0134b\\0012\\0000\\0377%\n"  # one line: its own newline is escaped
     assert kwargs["output_loglevel"] == "quiet"
     assert "-n" not in argv
-    assert shlex.split(argv[-1])[-4:] == ["/opt/local/etc/x.pass", "0600", "root:root", "no"]
+    assert shlex.split(argv[-1])[-4:] == ["no", "/opt/local/etc/x.pass", "0600", "root:root"]
+
+
+def test_file_write_many_is_one_zlogin_with_a_line_per_file(zlogin, run):
+    run.results[("zlogin",)] = reply()
+    files = {
+        "/opt/local/lib/ucarp/vip-up": {"content": "#!/bin/sh\nexit 0\n", "mode": "0755"},
+        "/opt/local/etc/ucarp/web.pass": {"content": b"s3cret", "mode": "0600", "user": "nobody", "group": "other"},
+    }
+    assert zlogin.file_write_many(ZONE, files, makedirs=True) is True
+    assert len(run.calls) == 1
+    argv, kwargs = run.calls[0]
+    assert shlex.split(argv[-1])[-7:] == [
+        "yes",
+        "/opt/local/lib/ucarp/vip-up",
+        "0755",
+        "root:root",
+        "/opt/local/etc/ucarp/web.pass",
+        "0600",
+        "nobody:other",
+    ]
+    assert kwargs["stdin"] == "#!/bin/sh\\0012exit 0\\0012\ns3cret\n"
+    assert kwargs["output_loglevel"] == "quiet"  # a file may be a secret
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({}, "at least one"),
+        ({"/a": "text"}, "/a: give the file as"),
+        ({"/a": {"content": "x", "owner": "root"}}, "/a: unknown file key(s) owner"),
+        ({"/a": {"content": "x"}, "/b": {"content": "x", "mode": "75"}}, "/b: '75' is not an octal file mode"),
+        ({"/a": {"content": "x"}, "relative": {"content": "x"}}, "'relative' is not an absolute path"),
+        ({"/a": {"content": "x", "group": "$(id)"}}, "/a: '$(id)' is not a valid group name"),
+    ],
+)
+def test_file_write_many_checks_every_file_before_writing_any(zlogin, run, files, message):
+    with pytest.raises(SaltInvocationError, match=re.escape(message)):
+        zlogin.file_write_many(ZONE, files)
+    assert run.calls == []
+
+
+def test_file_write_many_failure_names_the_file(zlogin, run):
+    run.results[("zlogin",)] = reply(stderr="/opt/x/b: no such directory: /opt/x\n", retcode=3)
+    with pytest.raises(CommandExecutionError, match="writing 2 files failed \\(exit 3\\): /opt/x/b: no such directory"):
+        zlogin.file_write_many(ZONE, {"/opt/y/a": {"content": "a"}, "/opt/x/b": {"content": "b"}})
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed (make test installs it)")
+@pytest.mark.parametrize("script", ["_READ", "_WRITE", "_STAT"])
+def test_the_scripts_run_in_zones_pass_shellcheck(zlogin, tmp_path, script):
+    path = tmp_path / "script.sh"
+    path.write_text("#!/bin/sh\n" + getattr(zlogin, script))
+    done = subprocess.run(["shellcheck", "-s", "sh", str(path)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout
 
 
 @pytest.mark.parametrize(("mode", "user"), [("777x", "root"), ("0644", "ro ot"), ("0644", "$(id)")])

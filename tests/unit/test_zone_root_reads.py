@@ -153,14 +153,36 @@ def test_smf_questions_of_every_zone_cost_one_svcs_z(zlogin, run):
 
 
 def test_what_is_done_to_a_zones_smf_is_asked_again_of_that_zone(zlogin, run):
+    """Once, from the global zone (svcs -z): no zlogin."""
     run.results[("svcs", "-Z")] = reply(SVCS_Z)
     run.results[("zlogin", "-Q", "-n", UUID, f"svcadm disable -s {FMRI}")] = reply()
-    run.results[("zlogin", "-Q", "-n", UUID, f"svcs -H -o state,fmri {FMRI}")] = reply(f"disabled {FMRI}\n")
+    run.results[("svcs", "-z", UUID)] = reply(f"disabled {FMRI}\nonline svc:/network/ucarp:db\n")
     assert zlogin.svc_state(UUID, FMRI) == "online"
     zlogin.svc_disable(UUID, FMRI)
     assert zlogin.svc_state(UUID, FMRI) == "disabled"
+    assert zlogin.svc_state(UUID, "svc:/network/ucarp:db") == "online"
     assert zlogin.svc_state(OTHER, "svc:/milestone/network:default") == "online"  # still from the snapshot
-    assert [a[0] for a in run.argvs()].count("svcs") == 1
+    assert [a[:2] for a in run.argvs() if a[0] == "svcs"] == [["svcs", "-Z"], ["svcs", "-z"]]
+    assert run.argvs()[-1] == ["svcs", "-z", UUID, "-a", "-H", "-o", "state,fmri"]
+
+
+def test_a_zone_svcs_z_cannot_reach_is_asked_through_zlogin(zlogin, run):
+    """svcs -z fails for a zone that stopped after the run's svcs -Z: zlogin
+    then names the reason, for that zone only."""
+    run.results[("svcs", "-Z")] = reply(SVCS_Z)
+    run.results[("zlogin", "-Q", "-n", UUID, f"svcadm disable -s {FMRI}")] = reply()
+    run.results[("svcs", "-z", UUID)] = reply(
+        stderr=f"svcs: Could not bind to repository server for zone {UUID}: repository server unavailable\n",
+        retcode=1,
+    )
+    run.results[("zlogin", "-Q", "-n", UUID, f"svcs -H -o state,fmri {FMRI}")] = reply(
+        stderr="zlogin: login allowed only to running zones (web-a is 'installed').\n", retcode=1
+    )
+    assert zlogin.svc_state(UUID, FMRI) == "online"
+    zlogin.svc_disable(UUID, FMRI)
+    with pytest.raises(CommandExecutionError, match="login allowed only to running zones"):
+        zlogin.svc_state(UUID, FMRI)
+    assert zlogin.svc_state(OTHER, "svc:/milestone/network:default") == "online"
 
 
 def test_a_zone_missing_from_svcs_z_is_asked_itself_and_its_failure_named(zlogin, run):
@@ -185,3 +207,25 @@ def test_installed_package_read_from_the_pkgsrc_database(zlogin, run, zonepath):
     run.results[("zlogin",)] = reply("")
     assert zlogin.pkg_version(UUID, "ucarp-extras") is None
     assert len(zlogins(run)) == 1
+
+
+def test_a_package_the_database_does_not_list_is_not_installed_and_costs_no_process(zlogin, run, zonepath):
+    (zonepath / "root/opt/local/pkg/pkgin-23.8.1").mkdir(parents=True)
+    (zonepath / "root/opt/local/pkg/pkgin-23.8.1/+CONTENTS").write_text("@name pkgin-23.8.1\n")
+    assert zlogin.pkg_version(UUID, "ucarp") is None
+    assert run.argvs() == []
+
+
+def test_installing_a_package_is_one_zlogin_when_the_database_can_be_read(zlogin, run, zonepath):
+    """pkgin runs once: before and after are read from the database."""
+    pkgdb = zonepath / "root/opt/local/pkg"
+    pkgdb.mkdir(parents=True)
+
+    def installed(*_args, **_kwargs):
+        (pkgdb / "ucarp-1.5.2").mkdir()
+        (pkgdb / "ucarp-1.5.2/+CONTENTS").write_text("@name ucarp-1.5.2\n")
+        return reply("installing ucarp-1.5.2...\n")
+
+    run.results[("zlogin", "-Q", "-n", UUID, "/opt/local/bin/pkgin -y install ucarp")] = installed
+    assert zlogin.pkg_install(UUID, "ucarp") == {"name": "ucarp", "version": "1.5.2", "changed": True}
+    assert [argv[-1] for argv in zlogins(run)] == ["/opt/local/bin/pkgin -y install ucarp"]
