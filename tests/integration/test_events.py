@@ -592,15 +592,15 @@ def test_a_zone_rolled_back_to_a_snapshot_still_gets_its_next_failover_reacted_t
     gz.run("vmadm", "create-snapshot", uuid, "before", check=True)
     try:
         fail_over(master, bed, event_listener, primary, backup)  # its record moves on past the snapshot
-        primary, backup = backup, primary
-        # Roll the (now) master back: it halts (the other takes the VIP), is restored and boots as a backup.
+        # Roll the (now) master back: it halts, is restored and boots. The
+        # other takes the VIP meanwhile, unless the rolled zone is back
+        # before UCARP's dead time runs out (the bed's rollback is quick) and
+        # takes it again itself: either way, wait for one master.
         started = time.time()
         gz.run("vmadm", "rollback-snapshot", uuid, "before", check=True)
-        wait_event(event_listener, master, "ucarp/web/failover/complete", started,
-                   lambda e: taken_over(e, backup["zone"], started), timeout=120)  # fmt: skip
         primary, backup = web_roles(master)
         if primary["zone"] == rolled:
-            # It booted as a backup and won the election back (lower advskew): that transition was reacted to.
+            # It came back and took the VIP (again): that transition was reacted to.
             wait_event(event_listener, master, "ucarp/web/failover/complete", started,
                        lambda e: taken_over(e, rolled, started), timeout=120)  # fmt: skip
         else:
