@@ -544,17 +544,46 @@ def _holders(cluster, after=None):
     return sorted(found, key=lambda h: h["zone"]), sorted(set(hosts) - said), records
 
 
-def _check(cluster, settle, first=None):
+def _claims(name):
+    """The transitions claimed for the cluster and not yet confirmed, by
+    identity (the runner's own state: no process, no job)."""
+    return {_ident(p): p for p in _load(name)["pending"]}
+
+
+def _check(cluster, settle, first=None, take=None, known=None):
     """Who holds the VIP once it settles, and the hypervisors that never
     answered: the holders round (``first``: its answer already at hand),
     again only while there is not exactly one holder or a hypervisor is
-    silent (bounded: ``settle`` seconds)."""
+    silent (bounded: ``settle`` seconds).
+
+    The VIP moves with a transition, which a node's hook records once its
+    address is up or down: while it settles, the round is asked again as
+    soon as a new transition of the cluster is claimed, and otherwise every
+    ``RECHECK`` seconds (a zone that dies records nothing). With ``take``,
+    that round is ``take(claims)``: it also confirms the new claims, so the
+    convergence covers them and none is left for another. ``known``: the
+    claims the convergence has already read (by default every claim there
+    is now); any other is new, also one claimed while its first round ran."""
+    name = cluster["name"]
     deadline = time.time() + settle
     found, silent = first if first is not None else _holders(cluster)[:2]
+    asked, claimed = time.time(), set(_claims(name)) if known is None else set(known)
     while (len(found) != 1 or silent) and time.time() < deadline:
-        time.sleep(0.5)
-        found, silent, _ = _holders(cluster)
+        time.sleep(WATCH)
+        claims = _claims(name)
+        new = [item for ident, item in claims.items() if ident not in claimed]
+        if new and take is not None:
+            found, silent = take(new)
+        elif new or time.time() - asked >= RECHECK:
+            found, silent, _ = _holders(cluster)
+        else:
+            continue
+        asked, claimed = time.time(), set(claims)
     return found, silent
+
+
+RECHECK = 2.0  # seconds between holders rounds while the VIP settles and no transition comes
+WATCH = 0.1  # how often a settling convergence looks for a newly claimed transition
 
 
 def _act(cluster, master):
@@ -671,7 +700,7 @@ def _take(state, kind, claimed, records):
     return taken
 
 
-def _converge_once(cluster, batch, first=None):
+def _converge_once(cluster, batch, first=None, take=None, known=None):
     """One convergence of a cluster on who holds its VIP now, for the
     confirmed transitions in ``batch`` (in the order they came): the
     holders round (``first``: its answer already at hand), then the actions
@@ -680,12 +709,16 @@ def _converge_once(cluster, batch, first=None):
     The actions follow the holder found, not the events: events of several
     nodes may be handled in any order (an election at start-up, say), and
     the zones must end up as the VIP is, not as the last event said.
+    While the VIP settles, ``take`` confirms the transitions claimed
+    meanwhile (an election's next ones) and adds them to ``batch``: one
+    convergence covers them all.
     """
     name = cluster["name"]
-    last = batch[-1]
-    timings = {"transition": last["ts"], "received": last["received"]}
-    found, silent = _check(cluster, settle=cluster["advbase"] * cluster["deadratio"] + 3, first=first)
+    timings = {"transition": batch[-1]["ts"], "received": batch[-1]["received"]}
+    settle = cluster["advbase"] * cluster["deadratio"] + 3
+    found, silent = _check(cluster, settle=settle, first=first, take=take, known=known)
     timings["checked"] = time.time()
+    last = batch[-1]
     report = {
         "cluster": name,
         "vip": cluster["vip"],
@@ -698,8 +731,9 @@ def _converge_once(cluster, batch, first=None):
         # No transition may follow (an election that ends while the runner
         # waits for a slow hypervisor, a split healed): watch a while longer,
         # so the alert does not outlive what it says.
-        found, silent = _check(cluster, settle=FOLLOW_UP)
+        found, silent = _check(cluster, settle=FOLLOW_UP, take=take)
         timings["checked"] = time.time()
+        report["transitions"] = [{k: each[k] for k in TRANSITION_KEYS} for each in batch]
         if len(found) != 1:
             kind = "no-master" if not found else "split-brain"
             alert = {"kind": kind, "holders": found, "silent": silent, "at": time.time()}
@@ -718,6 +752,40 @@ VIP_ALERTS = ("no-master", "split-brain", "unknown")  # alerts about who holds t
 
 def _ident(item):
     return (item["key"], *_record_id(item))
+
+
+def _confirm_claims(cluster, batch, cursors):
+    """One holders round that also confirms the claimed transitions
+    ``batch`` against each node's ``cursors``: its hypervisor returns its
+    records after the cursor, so what an event claims is taken only if the
+    hypervisor that hosts the zone says so in its own return, and a record
+    the master missed comes with it. What is not confirmed is rejected
+    (``alert/rejected``) and changes nothing; what a silent hypervisor
+    could not confirm stays claimed. Returns the round's ``(holders,
+    silent)``, the claims left waiting, the reasons of those rejected, and
+    every confirmed transition not yet converged on (``ready``), in the
+    order the events came."""
+    name = cluster["name"]
+    found, silent, answers = _holders(cluster, {i["zone"]: cursors.get(i["key"]) for i in batch})
+    rejected, waiting = [], []
+    with _locked(name):
+        state = _load(name)
+        done = set()
+        for key, claimed in _by_key(batch).items():
+            items = [dict(i, cluster=cluster) for i in claimed]
+            got, bad, later = _confirm("transition", items, cursors.get(key), answers.get(items[0]["zone"]), silent)
+            rejected += bad
+            waiting += later
+            fresh = [r for r in got if not _util("covers")(state["cursors"].get(key), r)]
+            state["ready"] = state.setdefault("ready", []) + _take(state, "transition", items, fresh)
+            done |= {_ident(i) for i in items if i not in later}
+        state["pending"] = [p for p in state["pending"] if _ident(p) not in done]
+        state["ready"].sort(key=lambda r: r["received"])  # in the order the events came
+        ready = list(state["ready"])
+        _save(name, state)
+    for item, reason in rejected:
+        _reject(_util("record_tag")("transition", name, item), item["claimed"], name, reason)
+    return (found, silent), waiting, [reason for _item, reason in rejected], ready
 
 
 def _converge(name, cluster):
@@ -758,35 +826,34 @@ def _converge(name, cluster):
             if not batch and not ready:
                 return []  # the one before covered them
             cluster = _clusters(batch[-1]["host"] if batch else ready[-1]["gz"]).get(name) or cluster
-            first, rejected, waiting = None, [], []
+            first, waiting, rejected = None, [], []
             if batch:
-                found, silent, answers = _holders(cluster, {i["zone"]: cursors.get(i["key"]) for i in batch})
-                first = (found, silent)
-                with _locked(name):
-                    state = _load(name)
-                    done = set()
-                    for key, claimed in _by_key(batch).items():
-                        items = [dict(i, cluster=cluster) for i in claimed]
-                        got, bad, later = _confirm("transition", items, cursors.get(key), answers.get(items[0]["zone"]),
-                                                   silent)  # fmt: skip
-                        rejected += bad
-                        waiting += later
-                        fresh = [r for r in got if not _util("covers")(state["cursors"].get(key), r)]
-                        state["ready"] = state.setdefault("ready", []) + _take(state, "transition", items, fresh)
-                        done |= {_ident(i) for i in items if i not in later}
-                    state["pending"] = [p for p in state["pending"] if _ident(p) not in done]
-                    state["ready"].sort(key=lambda r: r["received"])  # in the order the events came
-                    ready = list(state["ready"])
-                    _save(name, state)
-            for item, reason in rejected:
-                _reject(_util("record_tag")("transition", name, item), item["claimed"], name, reason)
+                first, waiting, rejected, ready = _confirm_claims(cluster, batch, cursors)
             if not ready:
-                out = {"rejected": [reason for _item, reason in rejected]} if rejected else {}
+                out = {"rejected": rejected} if rejected else {}
                 hosts = sorted({i["host"] for i in waiting})
                 if hosts:  # kept in pending, not acknowledged: the beacon sends it again
                     out["unconfirmed"] = f"{', '.join(hosts)} did not answer: the records wait to be confirmed"
                 return [out] if out else []
-            result, alert = _converge_once(cluster, ready, first)
+
+            def take(claims):
+                """Transitions claimed while the VIP settles: confirmed in this convergence's next round (one
+                a round has already taken, with every record after the cursor, is done)."""
+                with _locked(name):
+                    state = _load(name)
+                    now = state["cursors"]
+                    done = [c for c in claims if _util("covers")(now.get(c["key"]), c)]
+                    if done:
+                        state["pending"] = [p for p in state["pending"] if p not in done]
+                        _save(name, state)
+                claims = [c for c in claims if c not in done]
+                if not claims:
+                    return _holders(cluster)[:2]
+                found, _waiting, _rejected, confirmed = _confirm_claims(cluster, claims, now)
+                ready[:] = confirmed
+                return found
+
+            result, alert = _converge_once(cluster, ready, first, take, known={_ident(i) for i in batch})
             with _locked(name):
                 state = _load(name)
                 covered = {_ident(r) for r in ready}

@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import threading
 
 import pytest
 import salt.config
@@ -708,6 +709,114 @@ def test_an_alert_does_not_outlive_what_it_says(runner):
     assert runner._load("web")["alert"] is None
 
 
+class SleepClock:
+    """Time that passes only when the runner sleeps; ``at`` runs a callable
+    once the clock reaches a moment."""
+
+    def __init__(self, runner, monkeypatch):
+        self.now, self.plan = 1000.0, []
+        monkeypatch.setattr(runner.time, "time", lambda: self.now)
+        monkeypatch.setattr(runner.time, "sleep", self.sleep)
+
+    def sleep(self, seconds):
+        self.now += seconds
+        for when, what in list(self.plan):
+            if self.now >= when:
+                self.plan.remove((when, what))
+                what()
+
+    def at(self, delay, what):
+        self.plan.append((self.now + delay, what))
+
+
+def holders_rounds(runner):
+    return [c for c in runner.local.calls if c[1] == "ucarp.holders"]
+
+
+def test_an_election_converges_once_covering_the_transitions_claimed_while_it_settles(runner, monkeypatch):
+    """A start-up election: no holder yet when web-b's backup record is
+    converged on. web-b's master record is claimed (by its own reaction,
+    which queues) 1.3 s on: the next holders round goes out at once, not at
+    the next RECHECK, confirms that record too, and the one convergence
+    covers both; the queued reaction finds nothing left to do."""
+    clock = SleepClock(runner, monkeypatch)
+    runner.local.holders = set()
+    queued = {}
+
+    def web_b_takes_the_vip():
+        runner.local.holders = {"web-b"}
+        thread = threading.Thread(target=lambda: queued.setdefault("result", runner.transition(*event(seq=2))))
+        thread.start()
+        queued["thread"] = thread
+        for _ in range(500):  # until its claim is recorded (it then waits for this convergence)
+            if runner._load("web")["pending"]:
+                return
+            threading.Event().wait(0.01)
+
+    clock.at(1.3, web_b_takes_the_vip)
+    started = clock.now
+    (result,) = runner.transition(*event(role="backup", seq=1))
+    queued["thread"].join(timeout=30)
+    assert result["complete"] == {"zone": "web-b", "gz": "gz2"}
+    assert queued["result"] == []  # covered: nothing left for it
+    assert len(holders_rounds(runner)) == 2  # the first, and one as soon as the claim came
+    assert clock.now - started < runner.RECHECK
+    ((tag, fired),) = runner.fired
+    assert tag == "ucarp/web/failover/complete"
+    assert [(t["role"], t["seq"]) for t in fired["transitions"]] == [("backup", 1), ("master", 2)]
+    assert fired["transition"]["seq"] == 2
+    assert saved(runner)["cursors"][f"{ZONE_B}/web/transition"]["seq"] == 2
+    assert saved(runner)["pending"] == [] and saved(runner)["ready"] == []
+    assert [c[2] for c in runner.local.calls if c[1] == "ucarp.ack"] == [[f"{ZONE_B}/web/transition", 2]]
+
+
+def test_a_transition_claimed_during_the_first_round_and_taken_by_it_is_not_rejected(runner, monkeypatch):
+    """web-b's next record is written, and its event claimed, while the first
+    holders round is out: that round's answer already carries it (every
+    record after the cursor), so the settling convergence finds the claim
+    done, with no alert/rejected, and covers it."""
+    clock = SleepClock(runner, monkeypatch)
+    runner.local.holders = set()
+    answer, queued = runner.local.cmd, {}
+
+    def claim_meanwhile(tgt, fun, *args, **kwargs):
+        if fun == "ucarp.holders" and not queued:
+            thread = threading.Thread(target=lambda: queued.setdefault("result", runner.transition(*event(seq=2))))
+            queued["thread"] = thread
+            thread.start()
+            for _ in range(500):
+                if any(p["seq"] == 2 for p in runner._load("web")["pending"]):
+                    break
+                threading.Event().wait(0.01)
+        elif fun == "ucarp.holders":
+            runner.local.holders = {"web-b"}
+        return answer(tgt, fun, *args, **kwargs)
+
+    runner.local.cmd = claim_meanwhile
+    clock.at(100, lambda: None)
+    (result,) = runner.transition(*event(role="backup", seq=1))
+    queued["thread"].join(timeout=30)
+    assert result["complete"] == {"zone": "web-b", "gz": "gz2"}
+    assert queued["result"] == []
+    assert [tag for tag, _ in runner.fired] == ["ucarp/web/failover/complete"]
+    assert [(t["role"], t["seq"]) for t in runner.fired[0][1]["transitions"]] == [("backup", 1), ("master", 2)]
+    assert saved(runner)["pending"] == [] and saved(runner)["ready"] == []
+
+
+def test_a_settling_vip_with_no_transition_is_asked_again_every_recheck(runner, monkeypatch):
+    """A holder that appears without a transition being claimed (its event
+    not yet sent) is found by the next round, RECHECK seconds on: not one
+    round every WATCH."""
+    clock = SleepClock(runner, monkeypatch)
+    runner.local.holders = set()
+    clock.at(0.5, lambda: setattr(runner.local, "holders", {"web-b"}))
+    started = clock.now
+    (result,) = runner.transition(*event(role="backup"))
+    assert result["complete"] == {"zone": "web-b", "gz": "gz2"}
+    assert len(holders_rounds(runner)) == 2
+    assert clock.now - started >= runner.RECHECK
+
+
 NO_RESPONSE = {"out": "no_return", "ret": "Minion did not return. [No response]\n...", "retcode": 1}
 
 
@@ -1087,7 +1196,7 @@ def test_a_backlog_of_concurrent_reactions_converges_once_more_not_once_each(run
 
 
 def test_a_convergence_cut_short_runs_again_with_the_repeat_of_its_record(runner):
-    def broken(cluster, batch, first=None):
+    def broken(cluster, batch, first=None, take=None, known=None):
         raise RuntimeError("the master is stopping")
 
     real = runner._converge_once
