@@ -876,10 +876,13 @@ def _zone_states(name):
         ignore_retcode=True,
         output_loglevel="debug",
     )
-    if res["retcode"] != 0:
-        return None
+    return None if res["retcode"] != 0 else _state_lines(res["stdout"])
+
+
+def _state_lines(text):
+    """``{FMRI: state}`` from ``svcs -H -o state,fmri`` lines."""
     found = {}
-    for line in res["stdout"].splitlines():
+    for line in text.splitlines():
         words = line.split()
         if len(words) == 2:
             found[words[1]] = words[0]
@@ -936,12 +939,7 @@ def _live_instances(zone, pattern):
         if "doesn't match any instances" in res["stderr"]:
             raise ServiceNotFound(f"zlogin: zone {zone}: no service instance matches {pattern}")
         raise CommandExecutionError(f"zlogin: zone {zone}: svcs {pattern}: {res['stderr'].strip()}")
-    found = {}
-    for line in res["stdout"].splitlines():
-        words = line.split()
-        if len(words) == 2:
-            found[words[1]] = words[0]
-    return found
+    return _state_lines(res["stdout"])
 
 
 def svc_state(zone, fmri):
