@@ -294,7 +294,8 @@ def files_managed(name, zone, files, makedirs=False):
         if not isinstance(files, dict) or not files:
             raise SaltInvocationError("zone_file: files: give {path: {contents|source|contents_pillar, mode, ...}}")
         plan = {path: _planned(zone, path, spec) for path, spec in files.items()}
-        refused = "".join(f"; {path}{_refused(zone, path)}" for path in plan if _refused(zone, path))
+        notes = {path: _refused(zone, path) for path in plan}
+        refused = "".join(f"; {path}{note}" for path, note in notes.items() if note)
         todo = {path: planned for path, planned in plan.items() if planned[4]}
         where = f"in zone {zone}"
         if not todo:
