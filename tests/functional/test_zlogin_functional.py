@@ -9,6 +9,7 @@ import hashlib
 import os
 
 import pytest
+from salt.exceptions import CommandExecutionError
 from support import recipe_zone
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("recipe_image")]
@@ -95,6 +96,26 @@ def test_binary_round_trip(caller, zone):
     assert caller.cmd("zlogin.file_read", zone, "/var/tmp/blob", encoding=None) == data
     assert caller.cmd("zlogin.file_hash", zone, "/var/tmp/blob") == hashlib.sha256(data).hexdigest()
     assert caller.cmd("zlogin.file_stat", zone, "/var/tmp/blob")["mode"] == "0600"
+
+
+def test_several_files_are_written_with_one_zlogin_all_or_none(caller, zone):
+    """file_write_many: every file with its mode; then a batch whose second
+    file cannot be written (its directory is missing) replaces nothing and
+    leaves no temporary file behind."""
+    first, second = "/opt/local/etc/many/a.sh", "/opt/local/etc/many/sub/b.pass"
+    files = {first: {"content": "#!/bin/sh\necho a\n", "mode": "0755"},
+             second: {"content": b"s3cret\x00\xff", "mode": "0600", "user": "nobody", "group": "nogroup"}}  # fmt: skip
+    assert caller.cmd("zlogin.file_write_many", zone, files, makedirs=True) is True
+    assert caller.cmd("zlogin.file_read", zone, first) == "#!/bin/sh\necho a\n"
+    assert caller.cmd("zlogin.file_read", zone, second, encoding=None) == b"s3cret\x00\xff"
+    stat = caller.cmd("zlogin.file_stat", zone, second)
+    assert (stat["mode"], stat["user"], stat["group"]) == ("0600", "nobody", "nogroup")
+    assert caller.cmd("zlogin.file_stat", zone, first)["mode"] == "0755"
+    broken = {first: {"content": "changed\n"}, "/opt/local/etc/many/none/c": {"content": "c\n"}}
+    with pytest.raises(CommandExecutionError, match="/opt/local/etc/many/none/c: no such directory"):
+        caller.cmd("zlogin.file_write_many", zone, broken)
+    assert caller.cmd("zlogin.file_read", zone, first) == "#!/bin/sh\necho a\n"  # not replaced
+    assert caller.cmd("zlogin.run_stdout", zone, "ls -A /opt/local/etc/many") == "a.sh\nsub"
 
 
 def test_writes_replace_a_planted_symlink_instead_of_following_it(salt_call, zone):
