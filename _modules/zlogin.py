@@ -374,11 +374,14 @@ exec od -A n -v -t x1 "$p"
 # Several files in one zlogin: every file goes to a 0600 temporary file in
 # its directory first (content on stdin, one escaped line per file), and only
 # once all of them are written are they renamed into place.  A file that
-# cannot be written removes every temporary file: nothing is replaced.
+# cannot be written, or the script cut short, removes every temporary file:
+# nothing is replaced.
 _WRITE = r"""mk=$1; shift
 n=0 t='' q=''
 undo() { while [ "$n" -gt 0 ]; do n=$((n - 1)); eval "rm -f \"\$t$n\""; done; [ -z "$t" ] || rm -f "$t"; }
 fail() { undo; echo "$2" >&2; exit "$1"; }
+trap undo EXIT
+trap 'exit 1' HUP INT TERM
 while [ "$#" -ge 3 ]; do
   p=$1 mode=$2 owner=$3; shift 3
   IFS= read -r data || fail 1 "$p: no content given"
@@ -402,6 +405,7 @@ while [ "$i" -lt "$n" ]; do
   }
   i=$((i + 1))
 done
+trap - EXIT
 """
 
 _STAT = r"""p=$1

@@ -1,9 +1,12 @@
 """Unit tests of _modules/zlogin.py with canned zlogin results."""
 
+import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
+import time
 
 import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -392,3 +395,34 @@ def test_a_zone_that_stopped_during_the_run_is_forgotten_by_the_run(zlogin, run)
     assert str(info.value) == f"zlogin: zone {ZONE}: login allowed only to running zones ({ZONE} is 'installed')."
     assert "vmadm.vms" not in store
     assert store["zlogin.smf"] == {"other": {"svc:/x:y": "online"}}
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_a_write_cut_short_leaves_no_temporary_file(zlogin, tmp_path, shell):
+    """The batch script, run by a real shell: killed (SIGTERM) once the first
+    file is written to its temporary file, it removes that file and replaces
+    nothing."""
+    if shutil.which(shell) is None:
+        pytest.skip(f"no {shell} here")
+    owner = f"{os.getuid()}:{os.getgid()}"
+    args = ["no", str(tmp_path / "a"), "0644", owner, str(tmp_path / "b"), "0644", owner]
+    script = shlex.split(zlogin._script(zlogin._WRITE, *args))[2]  # what the zone's sh -c runs
+    proc = subprocess.Popen([shell, "-c", script, "sh", *args], stdin=subprocess.PIPE, text=True)  # noqa: S603
+    try:
+        proc.stdin.write(zlogin._encode(b"first") + "\n")
+        proc.stdin.flush()
+
+        def written():  # the first file's temporary file, given its mode: the script holds its name
+            return [p for p in tmp_path.iterdir() if p.name.startswith(".salt-zlogin.") and p.stat().st_mode & 0o044]
+
+        for _ in range(500):
+            if written():
+                break
+            time.sleep(0.01)
+        assert written()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 1
+    finally:
+        proc.kill()
+        proc.stdin.close()
+    assert list(tmp_path.iterdir()) == []
