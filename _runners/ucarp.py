@@ -754,6 +754,17 @@ def _ident(item):
     return (item["key"], *_record_id(item))
 
 
+def _drop_covered(name, state, claims):
+    """Drop from ``pending`` the ``claims`` an earlier round has already
+    confirmed (it took every record after the cursor): they are done, not
+    to be confirmed again. Call with the state lock held. Those dropped."""
+    done = [c for c in claims if _util("covers")(state["cursors"].get(c["key"]), c)]
+    if done:
+        state["pending"] = [p for p in state["pending"] if p not in done]
+        _save(name, state)
+    return done
+
+
 def _confirm_claims(cluster, batch, cursors):
     """One holders round that also confirms the claimed transitions
     ``batch`` against each node's ``cursors``: its hypervisor returns its
@@ -816,11 +827,7 @@ def _converge(name, cluster):
             with _locked(name):
                 state = _load(name)
                 cursors = state["cursors"]
-                # Claims an earlier round has already confirmed (it took every record after the cursor) are done.
-                covered = [p for p in state["pending"] if _util("covers")(cursors.get(p["key"]), p)]
-                if covered:
-                    state["pending"] = [p for p in state["pending"] if p not in covered]
-                    _save(name, state)
+                _drop_covered(name, state, state["pending"])
                 batch, ready = list(state["pending"]), list(state.setdefault("ready", []))
                 queue.release()  # from now on a new transition queues the next convergence
             if not batch and not ready:
@@ -842,10 +849,7 @@ def _converge(name, cluster):
                 with _locked(name):
                     state = _load(name)
                     now = state["cursors"]
-                    done = [c for c in claims if _util("covers")(now.get(c["key"]), c)]
-                    if done:
-                        state["pending"] = [p for p in state["pending"] if p not in done]
-                        _save(name, state)
+                    done = _drop_covered(name, state, claims)
                 claims = [c for c in claims if c not in done]
                 if not claims:
                     return _holders(cluster)[:2]
