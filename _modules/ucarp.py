@@ -353,14 +353,49 @@ def acks():
     return cursors
 
 
+def _checked_ack(key, seq, epoch):
+    """The record key and cursor of one acknowledgement; raises when malformed."""
+    key, epoch = str(key), "" if epoch is None else str(epoch)
+    if not _util("is_record_key")(key):
+        raise CommandExecutionError(f"ucarp.ack: {key!r} is not a record key (<zone uuid>/<cluster>/<kind>)")
+    number = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+    if number is None and isinstance(seq, str) and seq.isdigit():
+        number = int(seq)
+    if number is None or _util("cursor")({"epoch": epoch, "seq": number}) is None:
+        raise CommandExecutionError(f"ucarp.ack: bad epoch {epoch!r} or number {seq!r} for {key}")
+    return key, {"epoch": epoch, "seq": number}
+
+
+def _store_acks(given):
+    """Advance the kept cursor of every key in ``given`` (``{key: {"epoch",
+    "seq"}}``, checked) in one write, under the acks file's lock.  The
+    cursors now kept for those keys."""
+    path = _acks_path()
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    fd = os.open(f"{path}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        found = acks()
+        for key, cur in given.items():
+            found[key] = _util("advance")(found.get(key), cur)
+        tmp = f"{path}.tmp"
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as fh:
+            json.dump(found, fh)
+        os.replace(tmp, path)
+    finally:
+        os.close(fd)
+    return {key: found[key] for key in given}
+
+
 def ack(key, seq, epoch=""):
     """
     Note that the master has dealt with the beacon's records up to ``seq``
     of ``epoch`` for ``key`` (``<zone uuid>/<cluster>/<kind>``), so the
     beacon does not send them again.  The ``ucarp.transition`` and
-    ``ucarp.health`` runners call this, for records the hypervisor has
-    confirmed; an acknowledgement of an epoch the records have left changes
-    nothing.  Returns the cursor now kept.
+    ``ucarp.health`` runners acknowledge records the hypervisor has
+    confirmed, most often in their next round to it (``ucarp.holders``)
+    or else with ``ucarp.ack_many``; an acknowledgement of an epoch the
+    records have left changes nothing.  Returns the cursor now kept.
 
     CLI Example:
 
@@ -368,25 +403,43 @@ def ack(key, seq, epoch=""):
 
         salt gz1 ucarp.ack 2d1b2f5e-0c6a-4a3e-9c1d-6f7e8a9b0c1d/web/transition 12 epoch=5818c4c6d0538322
     """
-    key, epoch = str(key), "" if epoch is None else str(epoch)
-    if not _util("is_record_key")(key):
-        raise CommandExecutionError(f"ucarp.ack: {key!r} is not a record key (<zone uuid>/<cluster>/<kind>)")
-    if _util("cursor")({"epoch": epoch, "seq": int(seq)}) is None:
-        raise CommandExecutionError(f"ucarp.ack: bad epoch {epoch!r} or number {seq!r}")
-    path = _acks_path()
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    fd = os.open(f"{path}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        found = acks()
-        found[key] = _util("advance")(found.get(key), {"epoch": epoch, "seq": int(seq)})
-        tmp = f"{path}.tmp"
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as fh:
-            json.dump(found, fh)
-        os.replace(tmp, path)
-    finally:
-        os.close(fd)
-    return found[key]
+    key, cur = _checked_ack(key, seq, epoch)
+    return _store_acks({key: cur})[key]
+
+
+def _own_acks(given, fun):
+    """This minion's part of ``{minion id: {key: {"epoch", "seq"}}}``, checked."""
+    if not isinstance(given, dict):
+        raise CommandExecutionError(f"ucarp.{fun}: acks must map minion ids to record keys and cursors")
+    mine = given.get(__opts__["id"]) or {}
+    if not isinstance(mine, dict):
+        raise CommandExecutionError(f"ucarp.{fun}: the acks for {__opts__['id']} must map record keys to cursors")
+    checked = {}
+    for given_key, cur in mine.items():
+        if not isinstance(cur, dict):
+            raise CommandExecutionError(f"ucarp.{fun}: the ack of {given_key!r} is not a cursor")
+        key, checked_cur = _checked_ack(given_key, cur.get("seq"), cur.get("epoch", ""))
+        checked[key] = checked_cur
+    return checked
+
+
+def ack_many(acks):
+    """
+    Acknowledge several records at once (``ucarp.ack`` for each), in one
+    write: ``acks`` maps minion ids to ``{record key: {"epoch", "seq"}}``,
+    and this minion takes its own part (the runner sends one job to every
+    hypervisor it owes an acknowledgement).  Returns the cursors now kept
+    for those keys.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt gz1 ucarp.ack_many \\
+          '{"gz1": {"2d1b2f5e-0c6a-4a3e-9c1d-6f7e8a9b0c1d/web/transition": {"epoch": "", "seq": 12}}}'
+    """
+    mine = _own_acks(acks, "ack_many")
+    return _store_acks(mine) if mine else {}
 
 
 def _cluster(cluster):
@@ -499,7 +552,7 @@ def transitions(zone, cluster, since=0):
     return _read_records(zone, cluster, "transition", since)
 
 
-def holders(cluster, after=None):
+def holders(cluster, after=None, acks=None):
     """
     Return, for each zone of this global zone in a cluster, whether it holds the VIP now.
 
@@ -510,12 +563,22 @@ def holders(cluster, after=None):
         which is how the runner confirms what an event claims: this is an
         authenticated return from the hypervisor that hosts the zone.
 
+    acks
+        Acknowledgements the runner owes this minion, carried by the round
+        instead of a job of their own: as ``ucarp.ack_many`` takes them,
+        and kept before the holders are asked.  Malformed ones are refused
+        with an error, and nothing else is done.
+
     CLI Example:
 
     .. code-block:: bash
 
         salt 'gz*' ucarp.holders web
     """
+    if acks is not None:
+        mine = _own_acks(acks, "holders")
+        if mine:
+            _store_acks(mine)
     with _run("scope")(__context__):
         vip = _cluster(cluster)["vip"]
         nodes = [n for n in plan()["nodes"] if n["cluster"] == cluster]

@@ -520,10 +520,17 @@ def _holders(cluster, after=None):
     answer, or an error instead of the answer), and, with ``after``
     (``{zone: cursor}``), each zone's records after its cursor as its own
     hypervisor returned them (``{zone: {"uuid", "records", "host"}}``):
-    one ``ucarp.holders`` to all the cluster's hypervisors at once."""
+    one ``ucarp.holders`` to all the cluster's hypervisors at once, which
+    also carries the acknowledgements owed to them (``_carry``)."""
     hosts = sorted({node["host"] for node in cluster["nodes"].values()})
-    kwarg = None if after is None else {"after": after}
-    replies = _cmd(hosts, "ucarp.holders", [cluster["name"]], kwarg)
+    kwarg = {} if after is None else {"after": after}
+    acks, keep = _carry(hosts)  # what reactions owe these hosts rides along
+    if acks:
+        kwarg["acks"] = acks
+    replies = _cmd(hosts, "ucarp.holders", [cluster["name"]], kwarg or None)
+    for host in acks:
+        if host not in replies or _failure(replies[host]) is not None:
+            keep(host)
     found, said, records = [], set(), {}
     for host, reply in replies.items():
         ret = reply.get("ret")
@@ -559,7 +566,9 @@ def _check(cluster, settle, first=None, take=None, known=None):
     The VIP moves with a transition, which a node's hook records once its
     address is up or down: while it settles, the round is asked again as
     soon as a new transition of the cluster is claimed, and otherwise every
-    ``RECHECK`` seconds (a zone that dies records nothing). With ``take``,
+    ``RECHECK`` seconds (a zone that dies records nothing); a claim that
+    cannot leave one holder (``_may_settle``) waits for the next round.
+    With ``take``,
     that round is ``take(claims)``: it also confirms the new claims, so the
     convergence covers them and none is left for another. ``known``: the
     claims the convergence has already read (by default every claim there
@@ -572,6 +581,8 @@ def _check(cluster, settle, first=None, take=None, known=None):
         time.sleep(WATCH)
         claims = _claims(name)
         new = [item for ident, item in claims.items() if ident not in claimed]
+        if new and not _may_settle(found, silent, new) and time.time() - asked < RECHECK:
+            continue  # confirmed with the next round, which this claim cannot hasten
         if new and take is not None:
             found, silent = take(new)
         elif new or time.time() - asked >= RECHECK:
@@ -580,6 +591,18 @@ def _check(cluster, settle, first=None, take=None, known=None):
             continue
         asked, claimed = time.time(), set(claims)
     return found, silent
+
+
+def _may_settle(found, silent, claims):
+    """Whether the claimed transitions may leave the VIP with one holder
+    where the last round found ``found``: with none, only a zone becoming
+    master can; with several, only one becoming backup (a second node's
+    backup record at start-up, say, changes nothing while no zone holds
+    the VIP).  Any claim may, while a hypervisor has not answered."""
+    if silent:
+        return True
+    wanted = "master" if not found else "backup"
+    return any(c.get("role") == wanted for c in claims)
 
 
 RECHECK = 2.0  # seconds between holders rounds while the VIP settles and no transition comes
@@ -937,21 +960,89 @@ def _ingest(tag, data, kind):
         payload = data.get("data") if isinstance(data, dict) else None
         return _reject(tag, sender, payload.get("cluster") if isinstance(payload, dict) else None, reason)
     item["claimed"] = sender
-    if kind == "transition":
-        return _record(item, received)
-    return _handle_health(item, received)
+    with _Reacting():
+        if kind == "transition":
+            return _record(item, received)
+        return _handle_health(item, received)
+
+
+# Acknowledgements --------------------------------------------------------------
+#
+# An acknowledgement tells a hypervisor's beacon that a reaction has dealt
+# with its records up to a cursor, so it does not send them again (it waits
+# ``ACK_WAIT``, 30 s, before it does).  It need not be a job of its own:
+# while other reactions run in this process (a start-up election of many
+# clusters), what a reaction owes a hypervisor rides on the next holders
+# round sent to it, and the last reaction to end sends what is left, one
+# ``ucarp.ack_many`` to every hypervisor still owed one.
+
+ACK_HOLD = 5.0  # seconds an acknowledgement may wait for a round to carry it while other reactions run
+_OWED = {}  # host -> {key: [cursor, since]}
+_OWED_LOCK = threading.Lock()
+_ACTIVE = {"reactions": 0}  # reactions running in this process
 
 
 def _send_ack(host, key, cur):
-    """Tell the host's beacon that its records of ``key`` up to the cursor
-    ``cur`` are dealt with (``ucarp.ack``, no wait).  Only ever a cursor
+    """Owe the host's beacon the acknowledgement of its records of ``key``
+    up to the cursor ``cur``: sent with the next round to that host, or when
+    the reactions of this process end (``_reacting``).  Only ever a cursor
     made of records that host confirmed."""
     if cur is None:
         return
+    with _OWED_LOCK:
+        owed = _OWED.setdefault(host, {})
+        since = owed[key][1] if key in owed else time.time()
+        owed[key] = [{"epoch": cur["epoch"], "seq": cur["seq"]}, since]
+
+
+def _carry(hosts):
+    """Take what is owed to ``hosts`` for a round to carry: ``{host: {key:
+    cursor}}`` (``ucarp.holders``' ``acks``), and how to put back what a
+    host did not receive."""
+    with _OWED_LOCK:
+        taken = {h: _OWED.pop(h) for h in hosts if _OWED.get(h)}
+
+    def keep(host):
+        for key, (cur, since) in taken.get(host, {}).items():
+            with _OWED_LOCK:
+                owed = _OWED.setdefault(host, {})
+                if key not in owed:  # a newer acknowledgement of the key is owed since: it covers this one
+                    owed[key] = [cur, since]
+
+    return {h: {k: cur for k, (cur, _since) in owed.items()} for h, owed in taken.items()}, keep
+
+
+def _flush_acks(everything):
+    """Send what is owed (``everything``), or what has waited ``ACK_HOLD``
+    seconds: one ``ucarp.ack_many`` to those hosts at once, no wait."""
+    oldest = time.time() - ACK_HOLD
+    with _OWED_LOCK:
+        due = [h for h, owed in _OWED.items() if owed and (everything or min(s for _c, s in owed.values()) <= oldest)]
+        sent = {h: {k: cur for k, (cur, _since) in _OWED.pop(h).items()} for h in due}
+    if not sent:
+        return
     try:
-        _local().cmd_async([host], "ucarp.ack", [key, cur["seq"]], tgt_type="list", kwarg={"epoch": cur["epoch"]})
+        _local().cmd_async(sorted(sent), "ucarp.ack_many", [], tgt_type="list", kwarg={"acks": sent})
     except Exception as exc:  # noqa: BLE001 - without the ack the beacon only sends the record again
-        log.warning("ucarp: could not acknowledge %s %s to %s: %s", key, cur, host, exc)
+        log.warning("ucarp: could not acknowledge records to %s: %s", ", ".join(sorted(sent)), exc)
+
+
+class _Reacting:
+    """A reaction running in this process: when the last one ends, it sends
+    every acknowledgement still owed; one that ends while others run sends
+    only those that waited ``ACK_HOLD`` seconds (the others' rounds carry
+    the rest)."""
+
+    def __enter__(self):
+        with _OWED_LOCK:
+            _ACTIVE["reactions"] += 1
+        return self
+
+    def __exit__(self, *exc):
+        with _OWED_LOCK:
+            _ACTIVE["reactions"] -= 1
+            last = _ACTIVE["reactions"] == 0
+        _flush_acks(everything=last)
 
 
 def _record(item, received):

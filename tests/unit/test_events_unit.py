@@ -323,7 +323,7 @@ class FakeLocal:
             for host in tgt:
                 mine = [z for z, (h, _u) in HOSTS.items() if h == host]
                 held = {z: z in self.holders for z in mine}
-                if not kwarg:
+                if "after" not in (kwarg or {}):
                     replies[host] = {"ret": held}
                     continue
                 found = {
@@ -391,7 +391,7 @@ def event(sender="gz2", zone="web-b", role="master", seq=1, forged=False, **chan
 
 def publishes(runner):
     """The jobs the runner waited for (an acknowledgement is sent without waiting)."""
-    return [c[1] for c in runner.local.calls if c[1] != "ucarp.ack"]
+    return [c[1] for c in runner.local.calls if c[1] != "ucarp.ack_many"]
 
 
 def test_a_failover_runs_the_actions_and_completes_in_two_rounds(runner):
@@ -643,7 +643,14 @@ def test_records_that_went_back_are_taken_in_their_new_epoch_and_old_ones_never_
 
 
 def acks(runner):
-    return [c for c in runner.local.calls if c[1] == "ucarp.ack"]
+    """Every acknowledgement sent, ``(host, key, seq, epoch)``: in a job of
+    its own (``ucarp.ack_many``) or carried by a holders round."""
+    sent = []
+    for _tgt, fun, _arg, kwarg in runner.local.calls:
+        if fun in ("ucarp.ack_many", "ucarp.holders") and "acks" in (kwarg or {}):
+            for host, owed in sorted(kwarg["acks"].items()):
+                sent += [(host, key, cur["seq"], cur["epoch"]) for key, cur in sorted(owed.items())]
+    return sent
 
 
 def test_acknowledgements_go_only_for_records_their_hypervisor_confirmed(runner):
@@ -652,13 +659,13 @@ def test_acknowledgements_go_only_for_records_their_hypervisor_confirmed(runner)
     runner.transition(*event(seq=1))  # a repeat: the first acknowledgement was lost
     runner.transition(*event(seq=2, vhid=7, forged=True))  # rejected
     runner.transition(*event(seq=3, forged=True))  # not confirmed
-    assert acks(runner) == [(["gz2"], "ucarp.ack", [key, 1], {"epoch": ""})] * 2
+    assert acks(runner) == [("gz2", key, 1, "")] * 2
     assert runner.fired[-1][0] == "ucarp/web/alert/rejected"
 
 
 def test_a_health_record_is_acknowledged_with_its_own_cursor(runner):
     runner.health(*health_event())
-    assert acks(runner) == [(["gz2"], "ucarp.ack", [f"{ZONE_B}/web/health", 1], {"epoch": ""})]
+    assert acks(runner) == [("gz2", f"{ZONE_B}/web/health", 1, "")]
 
 
 def test_a_record_whose_handling_failed_is_not_acknowledged(runner):
@@ -767,7 +774,138 @@ def test_an_election_converges_once_covering_the_transitions_claimed_while_it_se
     assert fired["transition"]["seq"] == 2
     assert saved(runner)["cursors"][f"{ZONE_B}/web/transition"]["seq"] == 2
     assert saved(runner)["pending"] == [] and saved(runner)["ready"] == []
-    assert [c[2] for c in runner.local.calls if c[1] == "ucarp.ack"] == [[f"{ZONE_B}/web/transition", 2]]
+    assert acks(runner) == [("gz2", f"{ZONE_B}/web/transition", 2, "")]
+
+
+def test_a_backup_claim_while_no_zone_holds_the_vip_waits_for_the_next_round(runner, monkeypatch):
+    """Start-up: web-b's backup record is converged on with no holder yet;
+    web-a's backup record is claimed 0.4 s on (it cannot give the VIP a
+    holder: no round for it), web-b's master record 1.3 s on (a round at
+    once). That one round confirms both, and the one convergence covers
+    all three records."""
+    clock = SleepClock(runner, monkeypatch)
+    runner.local.holders = set()
+    threads = []
+
+    def claim(**changes):
+        def send():
+            seq, zone = changes.get("seq", 1), changes.get("zone", "web-b")
+            thread = threading.Thread(target=lambda: runner.transition(*event(**changes)))
+            thread.start()
+            threads.append(thread)
+            for _ in range(500):  # until its claim is recorded (it then waits for this convergence)
+                if any((p["zone"], p["seq"]) == (zone, seq) for p in runner._load("web")["pending"]):
+                    return
+                threading.Event().wait(0.01)
+
+        return send
+
+    def web_b_takes_the_vip():
+        runner.local.holders = {"web-b"}
+        claim(seq=2)()
+
+    clock.at(0.4, claim(sender="gz1", zone="web-a", zone_uuid=ZONE_A, role="backup", seq=1))
+    clock.at(1.3, web_b_takes_the_vip)
+    (result,) = runner.transition(*event(role="backup", seq=1))
+    for thread in threads:
+        thread.join(timeout=30)
+    assert result["complete"] == {"zone": "web-b", "gz": "gz2"}
+    rounds = holders_rounds(runner)
+    assert len(rounds) == 2  # the first, and the one for the master claim
+    assert set(rounds[1][3]["after"]) == {"web-a", "web-b"}  # which confirmed the backup claim too
+    ((tag, fired),) = runner.fired
+    assert [(t["zone"], t["role"], t["seq"]) for t in fired["transitions"]] == [
+        ("web-b", "backup", 1), ("web-a", "backup", 1), ("web-b", "master", 2)]  # fmt: skip
+    assert saved(runner)["pending"] == [] and saved(runner)["ready"] == []
+
+
+def test_a_backup_claim_alone_is_confirmed_at_the_next_recheck(runner, monkeypatch):
+    """No master claim follows web-a's backup record: it is confirmed by the
+    round RECHECK seconds after the last, not left for another convergence."""
+    clock = SleepClock(runner, monkeypatch)
+    runner.local.holders = set()
+    threads = []
+
+    def web_a_backup():
+        thread = threading.Thread(target=lambda: runner.transition(
+            *event(sender="gz1", zone="web-a", zone_uuid=ZONE_A, role="backup", seq=1)))  # fmt: skip
+        thread.start()
+        threads.append(thread)
+        for _ in range(500):
+            if any(p["zone"] == "web-a" for p in runner._load("web")["pending"]):
+                return
+            threading.Event().wait(0.01)
+
+    answer, asked = runner.local.cmd, []
+
+    def timed(tgt, fun, *args, **kwargs):
+        if fun == "ucarp.holders":
+            asked.append(clock.now - started)
+        return answer(tgt, fun, *args, **kwargs)
+
+    runner.local.cmd = timed
+    clock.at(0.4, web_a_backup)
+    clock.at(runner.RECHECK + 0.5, lambda: runner.local.holders.add("web-b"))
+    started = clock.now
+    (result,) = runner.transition(*event(role="backup", seq=1))
+    for thread in threads:
+        thread.join(timeout=30)
+    rounds = holders_rounds(runner)
+    assert "web-a" in rounds[1][3]["after"]  # the second round confirmed it ...
+    assert asked[0] == 0 and asked[1] >= runner.RECHECK  # ... at RECHECK, not at once
+    assert result["complete"] == {"zone": "web-b", "gz": "gz2"}
+    ((_tag, fired),) = runner.fired
+    assert ("web-a", "backup", 1) in [(t["zone"], t["role"], t["seq"]) for t in fired["transitions"]]
+
+
+def test_acknowledgements_ride_on_the_next_round_while_other_reactions_run(runner):
+    """While another reaction runs in the process, what a reaction owes a
+    hypervisor is not a job of its own: the next holders round to it
+    carries it, and the last reaction to end sends what is left."""
+    with runner._Reacting():  # another reaction, still running
+        runner.transition(*event(seq=1))
+        assert [c[1] for c in runner.local.calls].count("ucarp.ack_many") == 0
+        runner._holders(runner._clusters("gz2")["web"])  # the next round to gz1 and gz2
+        (carried,) = [c for c in holders_rounds(runner) if "acks" in (c[3] or {})]
+        assert carried[3]["acks"] == {"gz2": {f"{ZONE_B}/web/transition": {"epoch": "", "seq": 1}}}
+        runner.transition(*event(seq=2))
+    # The last to end sends what no round carried, in one job.
+    ((tgt, fun, _arg, kwarg),) = [c for c in runner.local.calls if c[1] == "ucarp.ack_many"]
+    assert (tgt, kwarg) == (["gz2"], {"acks": {"gz2": {f"{ZONE_B}/web/transition": {"epoch": "", "seq": 2}}}})
+    assert runner._OWED == {}
+
+
+def test_an_acknowledgement_a_silent_hypervisor_missed_is_sent_again(runner):
+    """A round gz2 does not answer carries its acknowledgement in vain: it is
+    owed again, and sent when the reactions end."""
+    answer = runner.local.cmd
+
+    def gz2_silent(tgt, fun, *args, **kwargs):
+        got = answer(tgt, fun, *args, **kwargs)
+        return {h: r for h, r in got.items() if h != "gz2"} if fun == "ucarp.holders" else got
+
+    with runner._Reacting():
+        runner.transition(*event(seq=1))
+        runner.local.cmd = gz2_silent
+        runner._holders(runner._clusters("gz2")["web"])
+        runner.local.cmd = answer
+        assert runner._OWED["gz2"][f"{ZONE_B}/web/transition"][0] == {"epoch": "", "seq": 1}
+    ((_tgt, _fun, _arg, kwarg),) = [c for c in runner.local.calls if c[1] == "ucarp.ack_many"]
+    assert kwarg["acks"]["gz2"] == {f"{ZONE_B}/web/transition": {"epoch": "", "seq": 1}}
+
+
+def test_an_acknowledgement_waits_at_most_ack_hold_for_a_round(runner, monkeypatch):
+    """Reactions that keep running elsewhere do not hold an acknowledgement
+    back for long: a reaction that ends sends those owed ACK_HOLD seconds."""
+    clock = SleepClock(runner, monkeypatch)
+    with runner._Reacting():
+        runner.transition(*event(seq=1))
+        assert not [c for c in runner.local.calls if c[1] == "ucarp.ack_many"]
+        clock.sleep(runner.ACK_HOLD)
+        with runner._Reacting():
+            pass  # another reaction ends, with others still running
+        assert [c[3]["acks"] for c in runner.local.calls if c[1] == "ucarp.ack_many"] == [
+            {"gz2": {f"{ZONE_B}/web/transition": {"epoch": "", "seq": 1}}}]  # fmt: skip
 
 
 def test_a_transition_claimed_during_the_first_round_and_taken_by_it_is_not_rejected(runner, monkeypatch):
@@ -1135,8 +1273,7 @@ def test_transitions_while_a_convergence_is_queued_are_recorded_and_left_to_it(r
     assert [(t["zone"], t["seq"]) for t in fired["transitions"]] == [("web-b", 1), ("web-a", 1), ("web-b", 2)]
     assert fired["transition"]["seq"] == 2
     assert publishes(runner) == ["ucarp.holders", "ucarp.run_actions"]
-    assert acks(runner) == [(["gz1"], "ucarp.ack", [f"{ZONE_A}/web/transition", 1], {"epoch": ""}),
-                            (["gz2"], "ucarp.ack", [f"{ZONE_B}/web/transition", 2], {"epoch": ""})]  # fmt: skip
+    assert acks(runner) == [("gz1", f"{ZONE_A}/web/transition", 1, ""), ("gz2", f"{ZONE_B}/web/transition", 2, "")]
     state = saved(runner)
     assert state["pending"] == [] and state["ready"] == [] and state["last"]["zone"] == "web-b"
 
