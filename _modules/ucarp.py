@@ -600,6 +600,54 @@ def holders(cluster, after=None, acks=None):
         return {"holders": held, "records": found}
 
 
+MAX_ASKS = 256  # clusters one holders_many call may ask about
+
+
+def holders_many(asks, acks=None):
+    """
+    ``ucarp.holders`` for several clusters in one call: what the runner
+    sends when reactions of several clusters on the same hypervisors ask at
+    once (a start-up election, a hypervisor that died with many masters).
+    One ``vmadm`` and every zone's ``ifconfig -a`` at once, for all of them.
+
+    asks
+        ``[{"cluster": <name>, "after": <as for ucarp.holders, or None>}]``.
+
+    acks
+        As for ``ucarp.holders``.
+
+    Returns a list in the order of ``asks``: ``{"answer": <what
+    ucarp.holders returns>}`` for each, or for a cluster it cannot answer
+    about (not in this minion's pillar, say) ``{"error": <why>}``: the
+    others are answered all the same.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'gz*' ucarp.holders_many '[{"cluster": "web"}, {"cluster": "db"}]'
+    """
+    if not isinstance(asks, list) or not 0 < len(asks) <= MAX_ASKS:
+        raise CommandExecutionError(f"ucarp.holders_many: asks must be a list of 1 to {MAX_ASKS} clusters")
+    for ask in asks:
+        if not isinstance(ask, dict) or not isinstance(ask.get("cluster"), str) or set(ask) - {"cluster", "after"}:
+            raise CommandExecutionError(f"ucarp.holders_many: {str(ask)[:80]!r} is not {{cluster, after}}")
+    if acks is not None:
+        mine = _own_acks(acks, "holders_many")
+        if mine:
+            _store_acks(mine)
+    with _run("scope")(__context__):
+        asked = {a["cluster"] for a in asks}
+        _ask_addresses(_running_nodes([n for n in plan()["nodes"] if n["cluster"] in asked]))  # all at once
+        answers = []
+        for ask in asks:
+            try:
+                answers.append({"answer": holders(ask["cluster"], after=ask.get("after"))})
+            except CommandExecutionError as exc:
+                answers.append({"error": str(exc)})
+        return answers
+
+
 def _override_info(zone, cluster):
     """The node's override as its agent sees it (None: there is none)."""
     path = _util("node_files")(cluster)["override"]

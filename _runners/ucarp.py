@@ -515,22 +515,107 @@ def _reject(tag, sender, name, reason, actual=None):
     return {"rejected": reason}
 
 
+class _Rounds:
+    """Holders rounds to the same hypervisors, merged while one is out.
+
+    A round for a set of hypervisors with none out to them goes at once,
+    as one ``ucarp.holders``.  Rounds asked for the same set while one is
+    out wait for it and then go together, as one ``ucarp.holders_many``:
+    the reactions of many clusters at once (a start-up election, a
+    hypervisor that died with many masters) cost one job per hypervisor
+    per round, not one per cluster, and a hypervisor that does not answer
+    delays only the rounds that ask it.  Each round carries the
+    acknowledgements owed to its hypervisors (``_carry``).  The first
+    waiting round leads the next one: no thread serves another's after
+    its own is answered.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.waiting = {}  # hosts -> the rounds asked while one is out
+        self.out = set()  # hosts with a round out
+
+    def ask(self, hosts, name, after):
+        """The replies of ``hosts`` to the round for cluster ``name``: ``{host: full return}``."""
+        mine = {"name": name, "after": after, "done": threading.Event(), "batch": None}
+        with self.lock:
+            if hosts in self.out:
+                self.waiting.setdefault(hosts, []).append(mine)
+            else:
+                self.out.add(hosts)
+                mine["batch"] = [mine]
+        if mine["batch"] is None:
+            mine["done"].wait()
+        if mine["batch"] is not None:  # this one leads a round: its own, with those waiting
+            try:
+                self.send(hosts, mine["batch"])
+            finally:
+                with self.lock:
+                    after_us = self.waiting.pop(hosts, [])
+                    if after_us:
+                        after_us[0]["batch"] = after_us
+                        after_us[0]["done"].set()
+                    else:
+                        self.out.discard(hosts)
+        if "error" in mine:
+            raise mine["error"]
+        return mine["replies"]
+
+    @staticmethod
+    def send(hosts, batch):
+        """One round for ``batch`` (each request's ``replies`` or ``error`` set, and woken)."""
+        acks, keep = _carry(hosts)  # what reactions owe these hosts rides along
+        try:
+            kwarg = {"acks": acks} if acks else {}
+            if len(batch) == 1:
+                (one,) = batch
+                if one["after"] is not None:
+                    kwarg["after"] = one["after"]
+                replies = _cmd(list(hosts), "ucarp.holders", [one["name"]], kwarg or None)
+                one["replies"] = replies
+            else:
+                kwarg["asks"] = [{"cluster": r["name"], "after": r["after"]} for r in batch]
+                replies = _cmd(list(hosts), "ucarp.holders_many", [], kwarg)
+                for n, request in enumerate(batch):
+                    request["replies"] = {h: _one_of(reply, n, len(batch), h) for h, reply in replies.items()}
+            for host in acks:
+                if host not in replies or _failure(replies[host]) is not None:
+                    keep(host)
+        except Exception as exc:  # noqa: BLE001 - each waiting reaction gets it as from its own round
+            for host in acks:
+                keep(host)
+            for request in batch:
+                request["error"] = exc
+        finally:
+            for request in batch:
+                request["done"].set()
+
+
+def _one_of(reply, n, count, host):
+    """The ``n``-th answer of a ``ucarp.holders_many`` reply, as a full return of ``ucarp.holders``."""
+    if _failure(reply) is not None:
+        return reply
+    ret = reply.get("ret")
+    if not (isinstance(ret, list) and len(ret) == count and isinstance(ret[n], dict)):
+        return {"ret": f"{host} returned {count} answers in an unexpected shape", "retcode": 1}
+    if "error" in ret[n]:
+        return {"ret": str(ret[n]["error"]), "retcode": 1}
+    return {"ret": ret[n].get("answer"), "retcode": 0}
+
+
+_ROUNDS = _Rounds()
+
+
 def _holders(cluster, after=None):
     """The zones holding the VIP, the hypervisors that did not say (no
     answer, or an error instead of the answer), and, with ``after``
     (``{zone: cursor}``), each zone's records after its cursor as its own
     hypervisor returned them (``{zone: {"uuid", "records", "host"}}``):
-    one ``ucarp.holders`` to all the cluster's hypervisors at once, which
-    also carries the acknowledgements owed to them (``_carry``)."""
+    one round to all the cluster's hypervisors at once (``_Rounds``: one
+    ``ucarp.holders``, or one ``ucarp.holders_many`` with the other
+    clusters asking the same hypervisors meanwhile)."""
     hosts = sorted({node["host"] for node in cluster["nodes"].values()})
-    kwarg = {} if after is None else {"after": after}
-    acks, keep = _carry(hosts)  # what reactions owe these hosts rides along
-    if acks:
-        kwarg["acks"] = acks
-    replies = _cmd(hosts, "ucarp.holders", [cluster["name"]], kwarg or None)
-    for host in acks:
-        if host not in replies or _failure(replies[host]) is not None:
-            keep(host)
+    replies = _ROUNDS.ask(tuple(hosts), cluster["name"], after)
     found, said, records = [], set(), {}
     for host, reply in replies.items():
         ret = reply.get("ret")

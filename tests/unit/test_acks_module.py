@@ -86,3 +86,36 @@ def test_a_holders_round_with_malformed_acknowledgements_does_nothing(ucarp):
     with pytest.raises(CommandExecutionError, match="is not a record key"):
         ucarp.holders("web", acks={"gz1": {"nonsense": {"seq": 1}}})
     assert ucarp.acks() == {} and ucarp.calls == []  # nothing asked of a zone either
+
+
+def test_holders_many_answers_each_cluster_with_one_question_per_zone(ucarp):
+    CLUSTERS["db"] = {
+        "vip": "192.0.2.110",
+        "vhid": 102,
+        "password": "s3cret",
+        "nodes": {"db-a": {"host": "gz1", "ip": "192.0.2.21"}, "db-b": {"host": "gz2", "ip": "192.0.2.22"}},
+    }
+    try:
+        got = ucarp.holders_many(
+            [{"cluster": "web"}, {"cluster": "nope"}, {"cluster": "db", "after": None}],
+            acks={"gz1": {KEY_A: {"epoch": "", "seq": 4}}},
+        )
+    finally:
+        del CLUSTERS["db"]
+    assert got == [
+        {"answer": {"web-a": True}},
+        {"error": "ucarp: no cluster 'nope' in pillar"},
+        {"answer": {"db-a": False}},  # its ifconfig shows web's VIP, not db's
+    ]
+    assert [c for c in ucarp.calls if c[0] == "zlogin.run_each"] == [("zlogin.run_each", ["db-a", "web-a"])]
+    assert ucarp.acks()[KEY_A]["seq"] == 4
+
+
+@pytest.mark.parametrize(
+    "asks",
+    [[], {"cluster": "web"}, [{"cluster": 7}], [{"cluster": "web", "zone": "x"}], [{"cluster": "web"}] * 257],
+)
+def test_holders_many_refuses_malformed_asks(ucarp, asks):
+    with pytest.raises(CommandExecutionError, match="ucarp.holders_many"):
+        ucarp.holders_many(asks, acks={"gz1": {KEY_A: {"epoch": "", "seq": 4}}})
+    assert ucarp.acks() == {} and ucarp.calls == []

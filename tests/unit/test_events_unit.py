@@ -908,6 +908,121 @@ def test_an_acknowledgement_waits_at_most_ack_hold_for_a_round(runner, monkeypat
             {"gz2": {f"{ZONE_B}/web/transition": {"epoch": "", "seq": 1}}}]  # fmt: skip
 
 
+class HeldRounds:
+    """``_cmd`` that holds its first call until released, and records every call."""
+
+    def __init__(self, answer):
+        self.answer, self.calls, self.release, self.first_out = answer, [], threading.Event(), threading.Event()
+
+    def __call__(self, hosts, fun, args=(), kwarg=None):
+        self.calls.append((list(hosts), fun, list(args), kwarg))
+        if len(self.calls) == 1:
+            self.first_out.set()
+            assert self.release.wait(30)
+        return self.answer(hosts, fun, args, kwarg)
+
+
+def answers_per_cluster(hosts, fun, args, kwarg):
+    """gz1 and gz2: web-a, db-a held; db's records are an error on gz2."""
+
+    def one(host, name, after):
+        if name == "db" and host == "gz2":
+            return {"error": "ucarp: no cluster 'db' in pillar"}
+        return {"answer": {f"{name}-a": host == "gz1"}}
+
+    if fun == "ucarp.holders":
+        return {h: {"ret": one(h, args[0], None)["answer"], "retcode": 0} for h in hosts}
+    return {h: {"ret": [one(h, a["cluster"], a["after"]) for a in kwarg["asks"]], "retcode": 0} for h in hosts}
+
+
+def test_rounds_asked_while_one_is_out_to_the_same_hypervisors_go_together(runner, monkeypatch):
+    """web's round is out; db's and app's, asked meanwhile, wait for it and
+    then go as one ucarp.holders_many, each answered with its own part (an
+    error for db on gz2 is db's alone)."""
+    cmd = HeldRounds(answers_per_cluster)
+    monkeypatch.setattr(runner, "_cmd", cmd)
+    got = {}
+
+    def ask(name):
+        got[name] = runner._ROUNDS.ask(("gz1", "gz2"), name, None if name == "web" else {f"{name}-a": None})
+
+    first = threading.Thread(target=ask, args=("web",))
+    first.start()
+    assert cmd.first_out.wait(30)
+    others = [threading.Thread(target=ask, args=(n,)) for n in ("db", "app")]
+    for thread in others:
+        thread.start()
+    for _ in range(500):  # until both wait for the round that is out
+        if len(runner._ROUNDS.waiting.get(("gz1", "gz2"), [])) == 2:
+            break
+        threading.Event().wait(0.01)
+    cmd.release.set()
+    for thread in [first, *others]:
+        thread.join(timeout=30)
+    assert [c[1] for c in cmd.calls] == ["ucarp.holders", "ucarp.holders_many"]
+    assert sorted(a["cluster"] for a in cmd.calls[1][3]["asks"]) == ["app", "db"]
+    assert got["web"]["gz1"] == {"ret": {"web-a": True}, "retcode": 0}
+    assert got["app"]["gz2"] == {"ret": {"app-a": False}, "retcode": 0}
+    assert got["db"]["gz1"] == {"ret": {"db-a": True}, "retcode": 0}
+    assert got["db"]["gz2"] == {"ret": "ucarp: no cluster 'db' in pillar", "retcode": 1}
+    assert runner._ROUNDS.out == set() and runner._ROUNDS.waiting == {}
+
+
+def test_a_round_to_other_hypervisors_does_not_wait(runner, monkeypatch):
+    """A round out to gz1 and gz2 does not hold back one to gz3 and gz4."""
+    cmd = HeldRounds(answers_per_cluster)
+    monkeypatch.setattr(runner, "_cmd", cmd)
+    first = threading.Thread(target=lambda: runner._ROUNDS.ask(("gz1", "gz2"), "web", None))
+    first.start()
+    assert cmd.first_out.wait(30)
+    assert runner._ROUNDS.ask(("gz3", "gz4"), "db", None)["gz3"]["ret"] == {"db-a": False}  # while web's is out
+    cmd.release.set()
+    first.join(timeout=30)
+    assert [c[0] for c in cmd.calls] == [["gz1", "gz2"], ["gz3", "gz4"]]
+
+
+def test_a_merged_round_that_fails_fails_for_each_and_the_next_still_goes(runner, monkeypatch):
+    """LocalClient itself fails for the merged round: each reaction in it
+    gets the error, the acknowledgements it carried are owed again, and a
+    later round goes out as usual."""
+
+    def broken(hosts, fun, args, kwarg):
+        if fun == "ucarp.holders_many":
+            raise OSError("the master's publisher went away")
+        return answers_per_cluster(hosts, fun, args, kwarg)
+
+    cmd = HeldRounds(broken)
+    monkeypatch.setattr(runner, "_cmd", cmd)
+    errors = {}
+
+    def ask(name):
+        try:
+            runner._ROUNDS.ask(("gz1", "gz2"), name, None)
+        except OSError as exc:
+            errors[name] = str(exc)
+
+    threads = [threading.Thread(target=ask, args=("web",))]
+    threads[0].start()
+    assert cmd.first_out.wait(30)
+    runner._send_ack("gz2", f"{ZONE_B}/web/transition", {"epoch": "", "seq": 3})  # for the next round to carry
+    threads += [threading.Thread(target=ask, args=(n,)) for n in ("db", "app")]
+    for thread in threads[1:]:
+        thread.start()
+    for _ in range(500):
+        if len(runner._ROUNDS.waiting.get(("gz1", "gz2"), [])) == 2:
+            break
+        threading.Event().wait(0.01)
+    cmd.release.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == {"db": "the master's publisher went away", "app": "the master's publisher went away"}
+    assert cmd.calls[1][3]["acks"] == {"gz2": {f"{ZONE_B}/web/transition": {"epoch": "", "seq": 3}}}
+    assert runner._OWED["gz2"][f"{ZONE_B}/web/transition"][0] == {"epoch": "", "seq": 3}  # owed again
+    assert runner._ROUNDS.ask(("gz1", "gz2"), "web", None)["gz1"]["ret"] == {"web-a": True}
+    assert "acks" in cmd.calls[2][3]  # which carries it
+    assert runner._ROUNDS.out == set()
+
+
 def test_a_transition_claimed_during_the_first_round_and_taken_by_it_is_not_rejected(runner, monkeypatch):
     """web-b's next record is written, and its event claimed, while the first
     holders round is out: that round's answer already carries it (every
