@@ -204,6 +204,22 @@ def test_status_shows_one_master_per_cluster(master, highstate):
     assert json.loads(json_out.stdout)["web"]["vip"] == "192.0.2.100"
 
 
+def test_one_holders_many_answers_each_cluster_as_its_own_holders_round_does(master, highstate):
+    """What the runner sends when reactions of several clusters ask the same
+    hypervisors at once: one job answers each cluster as ``ucarp.holders``
+    does (records after a cursor included), and one it cannot answer about
+    with an error of its own."""
+    for gz in ("gz1", "gz2"):
+        asks = [{"cluster": "web"}, {"cluster": "db", "after": {"db-a": None, "db-b": None}}, {"cluster": "nope"}]
+        many = salt(master, "ucarp.holders_many", json.dumps(asks), tgt=gz)
+        web = salt(master, "ucarp.holders", "web", tgt=gz)
+        db = salt(master, "ucarp.holders", "db", 'after={"db-a": null, "db-b": null}', tgt=gz)
+        assert many[0] == {"answer": web}
+        assert many[1] == {"answer": db}
+        assert many[1]["answer"]["records"], "the db zone's records on " + gz
+        assert many[2] == {"error": "ucarp: no cluster 'nope' in pillar"}
+
+
 @pytest.mark.matrix
 def test_failover_runs_on_master_in_the_new_master(master, bed, client, highstate, event_listener):
     before = status(master)["web"]["master"]
