@@ -564,8 +564,9 @@ class _Rounds:
     @staticmethod
     def send(hosts, batch):
         """One round for ``batch`` (each request's ``replies`` or ``error`` set, and woken)."""
-        acks, keep = _carry(hosts)  # what reactions owe these hosts rides along
+        acks = {}
         try:
+            acks, keep = _carry(hosts)  # what reactions owe these hosts rides along
             kwarg = {"acks": acks} if acks else {}
             if len(batch) == 1:
                 (one,) = batch
