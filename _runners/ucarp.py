@@ -1071,7 +1071,7 @@ _ACTIVE = {"reactions": 0}  # reactions running in this process
 def _send_ack(host, key, cur):
     """Owe the host's beacon the acknowledgement of its records of ``key``
     up to the cursor ``cur``: sent with the next round to that host, or when
-    the reactions of this process end (``_reacting``).  Only ever a cursor
+    the reactions of this process end (``_Reacting``).  Only ever a cursor
     made of records that host confirmed."""
     if cur is None:
         return
