@@ -423,6 +423,12 @@ def _own_acks(given, fun):
     return checked
 
 
+def _keep_acks(acks, fun):
+    """Keep this minion's part of ``acks`` (``_own_acks``) in one write: the cursors now kept."""
+    mine = _own_acks(acks, fun)
+    return _store_acks(mine) if mine else {}
+
+
 def ack_many(acks):
     """
     Acknowledge several records at once (``ucarp.ack`` for each), in one
@@ -438,8 +444,7 @@ def ack_many(acks):
         salt gz1 ucarp.ack_many \\
           '{"gz1": {"2d1b2f5e-0c6a-4a3e-9c1d-6f7e8a9b0c1d/web/transition": {"epoch": "", "seq": 12}}}'
     """
-    mine = _own_acks(acks, "ack_many")
-    return _store_acks(mine) if mine else {}
+    return _keep_acks(acks, "ack_many")
 
 
 def _cluster(cluster):
@@ -576,9 +581,7 @@ def holders(cluster, after=None, acks=None):
         salt 'gz*' ucarp.holders web
     """
     if acks is not None:
-        mine = _own_acks(acks, "holders")
-        if mine:
-            _store_acks(mine)
+        _keep_acks(acks, "holders")
     with _run("scope")(__context__):
         vip = _cluster(cluster)["vip"]
         nodes = [n for n in plan()["nodes"] if n["cluster"] == cluster]
@@ -633,9 +636,7 @@ def holders_many(asks, acks=None):
         if not isinstance(ask, dict) or not isinstance(ask.get("cluster"), str) or set(ask) - {"cluster", "after"}:
             raise CommandExecutionError(f"ucarp.holders_many: {str(ask)[:80]!r} is not {{cluster, after}}")
     if acks is not None:
-        mine = _own_acks(acks, "holders_many")
-        if mine:
-            _store_acks(mine)
+        _keep_acks(acks, "holders_many")
     with _run("scope")(__context__):
         asked = {a["cluster"] for a in asks}
         _ask_addresses(_running_nodes([n for n in plan()["nodes"] if n["cluster"] in asked]))  # all at once
