@@ -7,7 +7,7 @@ illumos model is mapped onto Linux like this:
   kernel address labelled ``net0``.  ``lo`` is shown as ``lo0``.
 * A logical interface ``net0:N`` that is UP is a kernel address on ``net0``
   labelled ``net0:N``.  What is UP is always read back from the kernel
-  (``ip -j addr show``), so the display stays right even if the state file is
+  (rtnetlink, ``rtnetlink.py``), so the display stays right even if the state file is
   lost.
 * Every logical interface's configuration is recorded in the volatile state
   file ``zone_path("run/smartos-sim/ifconfig.json")``, so one that is plumbed
@@ -34,9 +34,9 @@ import fcntl
 import json
 import os
 import re
-import subprocess
 import sys
 
+from smartos_sim import rtnetlink
 from smartos_sim.common import ToolError, zone_path
 
 STATE_FILE = ("run", "smartos-sim", "ifconfig.json")
@@ -271,6 +271,10 @@ def ip_binary():
 
 
 def run_ip(args):
+    """Change the kernel with ``ip`` (``subprocess`` is imported here: showing
+    the interfaces, what most calls do, runs no process)."""
+    import subprocess
+
     try:
         return subprocess.run([ip_binary(), *args], capture_output=True, text=True, check=False)
     except OSError as exc:
@@ -278,13 +282,11 @@ def run_ip(args):
 
 
 def kernel_links():
-    proc = run_ip(["-j", "addr", "show"])
-    if proc.returncode != 0:
-        die(f"ifconfig: could not get addresses from kernel: {proc.stderr.strip()}")
+    """The links and their IPv4 addresses, as ``ip -j addr show`` has them."""
     try:
-        return json.loads(proc.stdout or "[]")
-    except ValueError:
-        die("ifconfig: could not get addresses from kernel: unreadable ip output")
+        return rtnetlink.links()
+    except OSError as exc:
+        return die(f"ifconfig: could not get addresses from kernel: {exc}")
 
 
 class Lif:
