@@ -43,7 +43,7 @@ lint: setup
 	$(VENV)/bin/salt-lint salt/ucarp/*.sls
 	$(VENV)/bin/yamllint -s pillar.example FORMULA .yamllint
 	shellcheck -s sh salt/ucarp/files/*
-	shellcheck scripts/* .ci/run
+	shellcheck scripts/* .ci/run tests/sim/bin/zlogin
 
 # The whole suite on the main Salt, then the matrix tests on each other
 # version; the last lines say how each version went.

@@ -12,7 +12,6 @@ import sys
 TOOLS = {
     "vmadm": "smartos_sim.vmadm",
     "imgadm": "smartos_sim.imgadm",
-    "zlogin": "smartos_sim.zlogin",
     "svcs": "smartos_sim.smf.svcs",
     "svcadm": "smartos_sim.smf.svcadm",
     "svccfg": "smartos_sim.smf.svccfg",
@@ -29,7 +28,8 @@ def account(tool, argv):
     this global zone and the tool (with vmadm's and imgadm's subcommand) to
     that file: the bed's process count.
     Tools inside zones get a clean environment (zlogin), so only the global
-    zone's processes are counted."""
+    zone's processes are counted. ``bin/zlogin``, a shell script, appends
+    its own line the same way."""
     path = os.environ.get("SMARTOS_SIM_ACCOUNT")
     if not path:
         return

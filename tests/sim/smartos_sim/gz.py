@@ -17,8 +17,9 @@ import os
 
 from .common import ToolError
 
-# zlogin, the bed's hottest tool, imports this module on every call: what
-# only a few functions need (json, fcntl, uuid) is imported there.
+# Every tool imports this module on every call: what only a few functions
+# need (json, fcntl, uuid) is imported there. ``bin/zlogin`` (a shell
+# script) reads this layout itself: vms/<uuid>.json, zones/<uuid>/init.pid.
 
 DEFAULT_ROOT = "/var/tmp/smartos-sim/gz"
 

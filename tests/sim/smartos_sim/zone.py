@@ -75,7 +75,8 @@ def _copy_simulator(zdir):
         shutil.copytree(os.path.join(SIM_DIR, part), os.path.join(target, part), ignore=ignore, symlinks=True)
 
 
-# A running zone's init (kept in gz: zlogin and svcs need nothing heavier).
+# A running zone's init (kept in gz: svcs needs nothing heavier; bin/zlogin
+# checks init.pid's PID and start time the same way).
 _starttime = gz.starttime
 init_pid = gz.init_pid
 
