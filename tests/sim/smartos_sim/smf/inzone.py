@@ -4,8 +4,8 @@ On illumos ``svcs`` binds to each zone's repository server through a door
 and lists its instances, one process for every zone.  Here a zone's
 repository and restarter state are files in its own mount namespace (its
 ``/etc/svc/volatile`` is a tmpfs only the zone sees), so ``svcs`` forks once
-per zone, the child enters the zone's mount namespace (``setns``) and
-reads them there, and sends its rows back.  A zone that is not running is
+per zone, all at once, each child enters its zone's mount namespace
+(``setns``) and reads them there, and sends its rows back.  A zone that is not running is
 not listed by ``-Z``; with ``-z`` it is an error, as ``svcs`` says when it
 cannot bind (exit 1).
 """
@@ -50,26 +50,34 @@ def _enter(pid):
     os.chdir("/")
 
 
-def collect(pid, rows_of):
-    """``rows_of()`` computed inside the zone whose init is ``pid``; None if it
-    could not be reached (the zone halted meanwhile)."""
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - child
-        status = 1
-        try:
-            os.close(read_end)
-            _enter(pid)
-            data = json.dumps(rows_of()).encode()
-            with os.fdopen(write_end, "wb") as fh:
-                fh.write(data)
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as fh:
-        data = fh.read()
-    _, status = os.waitpid(child, 0)
-    if status != 0 or not data:
-        return None
-    return json.loads(data)
+def collect(pids, rows_of):
+    """``rows_of()`` computed inside each zone whose init is in ``pids``, all
+    at once (a child per zone, as illumos's svcs binds to each zone's
+    repository); a list in the same order, None for a zone that could not be
+    reached (it halted meanwhile)."""
+    started = []
+    for pid in pids:
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - child
+            status = 1
+            try:
+                os.close(read_end)
+                for other, _ in started:
+                    os.close(other)
+                _enter(pid)
+                data = json.dumps(rows_of()).encode()
+                with os.fdopen(write_end, "wb") as fh:
+                    fh.write(data)
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        started.append((read_end, child))
+    found = []
+    for read_end, child in started:  # each child writes, then ends: read them in turn
+        with os.fdopen(read_end, "rb") as fh:
+            data = fh.read()
+        _, status = os.waitpid(child, 0)
+        found.append(json.loads(data) if status == 0 and data else None)
+    return found

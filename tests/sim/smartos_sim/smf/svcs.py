@@ -316,12 +316,11 @@ def zones_listing(flags, zones, cols, sort, operands):
     inner = [c for c in cols if c != "zone"]
     keys = [s for s, _ in sort if s != "zone"] + ["state", "stime", "fmri"]
     rows, status = [], 0
-    for name, pid in targets:
 
-        def rows_of(inner=inner, keys=keys):
-            return _zone_rows(flags, inner, keys, operands)
+    def rows_of():
+        return _zone_rows(flags, inner, keys, operands)
 
-        got = inzone.collect(pid, rows_of)
+    for (name, _pid), got in zip(targets, inzone.collect([pid for _name, pid in targets], rows_of), strict=True):
         if got is None:
             if zones:
                 print(unbound(name), file=sys.stderr)
