@@ -55,8 +55,13 @@ class Zone:
         return {info["label"]: info["local"] for link in json.loads(out) for info in link["addr_info"]}
 
     def state(self):
-        path = self.root / "run" / "smartos-sim" / "ifconfig.json"
-        return json.loads(path.read_text())["lifs"] if path.exists() else {}
+        """The state file: ``<name> <addr> <prefix> <broadcast> up|down`` per line (``-``: none)."""
+        path = self.root / "run" / "smartos-sim" / "ifconfig.state"
+        lifs = {}
+        for line in path.read_text().splitlines() if path.exists() else []:
+            name, addr, prefix, broadcast, up = (None if f == "-" else f for f in line.split())
+            lifs[name] = {"addr": addr, "prefix": prefix and int(prefix), "broadcast": broadcast, "up": up == "up"}
+        return lifs
 
 
 @pytest.fixture
@@ -230,7 +235,7 @@ def test_duplicate_address(zone):
 def test_state_follows_kernel_when_file_is_lost(zone):
     zone.ok("net0:1", "plumb", "192.0.2.100/24", "up")
     zone.ok("net0:2", "plumb")
-    (zone.root / "run" / "smartos-sim" / "ifconfig.json").unlink()
+    (zone.root / "run" / "smartos-sim" / "ifconfig.state").unlink()
     out = zone.ok("-a")
     assert "net0:1: flags=1000843<UP," in out
     assert "net0:2" not in out  # only the file knew it
@@ -240,6 +245,17 @@ def test_state_follows_kernel_when_file_is_lost(zone):
     zone.ok("net0:1", "up")
     sh("ip", "netns", "exec", zone.netns, "ip", "addr", "del", "192.0.2.100/24", "dev", "net0")
     assert "net0:1: flags=1000842<BROADCAST," in zone.ok("net0:1")
+
+
+def test_lines_of_the_state_file_it_did_not_write_are_ignored(zone):
+    zone.ok("net0:2", "plumb", "192.0.2.101/24")
+    path = zone.root / "run" / "smartos-sim" / "ifconfig.state"
+    path.write_text(path.read_text() + "net0:3 192.0.2.102\nnet0:4 192.0.2.103 2x - up\nbad: - - - up\n")
+    out = zone.ok("-a")
+    assert "net0:2: flags=1000842<BROADCAST," in out
+    assert "net0:3" not in out and "net0:4" not in out and "bad" not in out
+    zone.ok("net0:2", "down")  # a change writes the file again: what it knows
+    assert zone.state() == {"net0:2": {"addr": "192.0.2.101", "prefix": 24, "broadcast": "192.0.2.255", "up": False}}
 
 
 def test_display_filters(zone):

@@ -10,12 +10,12 @@ illumos model is mapped onto Linux like this:
   (rtnetlink, ``rtnetlink.py``), so the display stays right even if the state file is
   lost.
 * Every logical interface's configuration is recorded in the volatile state
-  file ``zone_path("run/smartos-sim/ifconfig.json")``, so one that is plumbed
+  file ``zone_path("run/smartos-sim/ifconfig.state")``, so one that is plumbed
   but down (or unconfigured: ``inet 0.0.0.0 netmask 0``) lives only there;
   ``down`` removes the kernel address but keeps the configuration.  If the
   file is lost, the UP interfaces are still read from the kernel; if a
   kernel address vanishes, its interface shows as down.  Every command holds an
-  ``fcntl`` lock (``ifconfig.json.lock`` next to it) for its whole run, so
+  ``fcntl`` lock (``ifconfig.state.lock`` next to it) for its whole run, so
   hooks running at the same time do not lose each other's updates.
 
 Arguments are processed in order, as illumos ``ifconfig.c`` does: the
@@ -31,15 +31,13 @@ addresses, unplumbing a physical interface, and the rarely used keywords
 """
 
 import fcntl
-import json
 import os
-import re
 import sys
 
 from smartos_sim import rtnetlink
 from smartos_sim.common import ToolError, zone_path
 
-STATE_FILE = ("run", "smartos-sim", "ifconfig.json")
+STATE_FILE = ("run", "smartos-sim", "ifconfig.state")
 
 
 def _ipv4(value):
@@ -149,8 +147,31 @@ USAGE = """usage: ifconfig <interface> | -a[ 4 | 6 | D ][ u | d ][ Z ]
 \t[ up ] [ down ]
 """
 
-LINKNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*[0-9]$")
-IFNAME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_.]*[0-9])(?::([0-9]+))?$")
+# Names and numbers are checked with str methods, not ``re``: importing it
+# costs ``ifconfig -a`` (every ucarp.status runs it in each zone) as much as
+# all its work.
+LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+DIGITS = frozenset("0123456789")
+LINKNAME_CHARS = LETTERS | DIGITS | {"_", "."}
+
+
+def is_digits(text):
+    """One or more ASCII digits."""
+    return bool(text) and all(c in DIGITS for c in text)
+
+
+def is_linkname(name):
+    """A datalink name: a letter, letters, digits, ``_`` or ``.``, a digit."""
+    return len(name) >= 2 and name[0] in LETTERS and name[-1] in DIGITS and all(c in LINKNAME_CHARS for c in name)
+
+
+def split_ifname(name):
+    """``(link, number)`` of an interface name ``link`` or ``link:N`` (the
+    number as written, None without one), or None for another name."""
+    link, colon, number = name.partition(":")
+    if not is_linkname(link) or (colon and not is_digits(number)):
+        return None
+    return link, number if colon else None
 
 
 class Exit(Exception):
@@ -205,12 +226,16 @@ def classful_prefix(addr):
     return 32
 
 
+HEX_DIGITS = DIGITS | frozenset("abcdefABCDEF")
+
+
 def parse_inet(text):
     """An IPv4 address as ``in_getaddr`` accepts it, or None."""
-    if re.fullmatch(r"0[xX][0-9a-fA-F]{1,8}", text):
-        return str(_ipv4(int(text, 16)))
+    digits = text[2:]
+    if text[:2] in ("0x", "0X") and 1 <= len(digits) <= 8 and all(c in HEX_DIGITS for c in digits):
+        return str(_ipv4(int(digits, 16)))
     parts = text.split(".")
-    if len(parts) == 4 and all(re.fullmatch(r"[0-9]{1,3}", p) for p in parts):
+    if len(parts) == 4 and all(len(p) <= 3 and is_digits(p) for p in parts):
         if all(int(p) <= 255 for p in parts):
             return ".".join(str(int(p)) for p in parts)
     return None
@@ -223,10 +248,12 @@ def in_getaddr(text, allow_prefix):
     if allow_prefix:
         if "/" in text:
             addr_text, _, plen = text.partition("/")
-            match = re.match(r"[+-]?[0-9]+", plen)
-            if not match or int(match.group()) < 0 or int(match.group()) > 32:
+            sign = plen[:1] if plen[:1] in ("+", "-") else ""
+            rest = plen[len(sign) :]
+            digits = rest[: next((i for i, c in enumerate(rest) if c not in DIGITS), len(rest))]
+            if not digits or not 0 <= int(sign + digits) <= 32:  # strtol's number, what follows ignored
                 die(f"ifconfig: Bad prefix length in {text}")
-            prefix = int(match.group())
+            prefix = int(sign + digits)
     elif "/" in text:
         die(f"ifconfig: {text}: unexpected '/'")
     addr = parse_inet(addr_text)
@@ -322,12 +349,22 @@ class Model:
         self.lock_handle.close()
 
     def read_state(self):
+        """``{name: config}`` from the state file: a line per interface,
+        ``<name> <addr> <prefix> <broadcast> up|down`` (``-``: none)."""
         try:
             with open(self.state_path, encoding="utf-8") as handle:
-                data = json.load(handle)
-            return data.get("lifs", {}) if isinstance(data, dict) else {}
+                lines = handle.read().splitlines()
         except (OSError, ValueError):
             return {}
+        lifs = {}
+        for line in lines:
+            fields = line.split()
+            if len(fields) != 5 or fields[4] not in ("up", "down") or not (fields[2] == "-" or is_digits(fields[2])):
+                continue  # not written by this tool: ignored
+            name, addr, prefix, broadcast, up = (None if f == "-" else f for f in fields)
+            lifs[name] = {"addr": addr, "prefix": None if prefix is None else int(prefix),
+                          "broadcast": broadcast, "up": up == "up"}  # fmt: skip
+        return lifs
 
     def reload(self):
         self.links = {}
@@ -338,7 +375,7 @@ class Model:
             if "LOOPBACK" in link.get("flags", []):
                 self.loopback = link
                 continue
-            if not LINKNAME_RE.match(name) or len(name) >= LIFNAMSIZ:
+            if not is_linkname(name) or len(name) >= LIFNAMSIZ:
                 continue
             self.links[name] = link
             phys = Lif(name, name, 0)
@@ -350,10 +387,10 @@ class Model:
                 if label == name:
                     lif = phys
                 else:
-                    match = re.fullmatch(re.escape(name) + r":([0-9]+)", label)
-                    if not match or int(match.group(1)) == 0:
+                    number = label.removeprefix(name + ":") if label.startswith(name + ":") else ""
+                    if not is_digits(number) or int(number) == 0:
                         continue
-                    lif = self.lifs.setdefault(label, Lif(label, name, int(match.group(1))))
+                    lif = self.lifs.setdefault(label, Lif(label, name, int(number)))
                 if lif.kernel:
                     continue
                 lif.kernel = lif.up = True
@@ -362,14 +399,14 @@ class Model:
                 lif.broadcast = info.get("broadcast")
         state = self.read_state()
         for name, conf in state.items():
-            parsed = IFNAME_RE.match(name)
-            if not parsed or parsed.group(1) not in self.links:
+            parsed = split_ifname(name)
+            if not parsed or parsed[0] not in self.links:
                 continue
             lif = self.lifs.get(name)
             if lif is not None and lif.kernel:
                 continue
             if lif is None:
-                lif = self.lifs[name] = Lif(name, parsed.group(1), int(parsed.group(2) or 0))
+                lif = self.lifs[name] = Lif(name, parsed[0], int(parsed[1] or 0))
             lif.addr = conf.get("addr")
             lif.prefix = conf.get("prefix")
             lif.broadcast = conf.get("broadcast")
@@ -391,7 +428,10 @@ class Model:
             lifs[name] = lif.config()
         tmp = f"{self.state_path}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump({"lifs": lifs}, handle, indent=1, sort_keys=True)
+            for name, conf in sorted(lifs.items()):
+                values = (conf["addr"], conf["prefix"], conf["broadcast"])
+                handle.write(" ".join([name, *("-" if v is None else str(v) for v in values)]))
+                handle.write(" up\n" if conf["up"] else " down\n")
         os.replace(tmp, self.state_path)
 
     # -- kernel changes
@@ -660,17 +700,17 @@ class Command:
             self.model.reconfigure(lif, lif.addr, lif.prefix, brd, "SIOCSLIFBRDADDR")
 
     def cmd_plumb(self):
-        parsed = IFNAME_RE.match(self.name)
+        parsed = split_ifname(self.name)
         if self.lif() is not None:
             err(f"ifconfig: cannot plumb {self.name}: Interface already exists")
             return
-        if not parsed or parsed.group(1) not in self.model.links:
-            reason = "No such interface" if parsed and parsed.group(2) else "Could not open DLPI link"
+        if not parsed or parsed[0] not in self.model.links:
+            reason = "No such interface" if parsed and parsed[1] else "Could not open DLPI link"
             die(f"ifconfig: cannot plumb {self.name}: {reason}")
-        num = int(parsed.group(2))
+        num = int(parsed[1])
         if num > MAX_LIF:
             die(f"ifconfig: cannot plumb {self.name}: Value is outside the allowed range")
-        self.model.lifs[self.name] = Lif(self.name, parsed.group(1), num)
+        self.model.lifs[self.name] = Lif(self.name, parsed[0], num)
 
     def cmd_unplumb(self):
         lif = self.lif()
@@ -763,9 +803,9 @@ def run(argv):
     if args and args[0] in ("inet", "inet6"):
         if args.pop(0) == "inet6":
             die("ifconfig: inet6: IPv6 is not supported by the SmartOS simulation")
-    parsed = IFNAME_RE.match(name)
-    if parsed and parsed.group(2) is not None and int(parsed.group(2)) == 0:
-        name = parsed.group(1)  # net0:0 is net0
+    parsed = split_ifname(name)
+    if parsed and parsed[1] is not None and int(parsed[1]) == 0:
+        name = parsed[0]  # net0:0 is net0
     model = Model()
     try:
         if name.startswith("-"):
