@@ -10,7 +10,10 @@ Python dict, the formula's reactor for ``ucarp/*/master`` and
 ``ucarp/*/backup``, and listens on free localhost ports only, so a master
 already running on the machine is not disturbed.  Each minion runs with its
 hypervisor's environment (``bed.gz(name).env``: the simulated ``vmadm``,
-``zlogin``... on PATH).
+``zlogin``... on PATH). The daemons run as a service manager starts them:
+without the caller's ``PYTHONDONTWRITEBYTECODE`` (some shells and CI images
+set it), which would make every minion job compile the formula's modules
+again.
 
 ``MasterEvents`` reads the master's event bus in a background thread, with
 the time each event arrived.
@@ -90,6 +93,7 @@ class Daemon:
     def __init__(self, name, argv, env, log_file):
         self.name = name
         self.log_file = log_file
+        env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as a service runs
         self.proc = subprocess.Popen(
             argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,
