@@ -2,7 +2,7 @@
 
 Run as ``python3 -m smartos_sim.smf.startd``.  Every 0.1 s while a method
 runs or an action waits, otherwise when it is woken (SIGHUP from svcadm and
-svccfg, the end of a process in a contract) or once a second, it reads the
+svccfg, the end of a process in a contract) or every 5 s, it reads the
 repository and the volatile state, consumes the
 actions queued by svcadm/svccfg, and drives each instance towards its
 enabled state: it runs methods, watches contracts (processes carrying the
@@ -44,7 +44,7 @@ from .methods import (
 )
 
 TICK = 0.1
-IDLE_TICK = 1.0  # nothing in progress: SMF's restarter waits for events, not a clock
+IDLE_TICK = 5.0  # nothing in progress: SMF's restarter waits for events, not a clock
 RINST_START_TIMES = 5  # failures to consider
 RINST_FAILURE_RATE_NS = 600_000_000_000  # 1 failure/10 minutes
 FAULT_THRESHOLD = 3
