@@ -269,7 +269,9 @@ class Reactions:
 def convergences(events):
     """The reactions as convergences: a ``failover/complete`` alone, an alert alone, or an
     alert (no-master, split-brain) with the ``failover/complete`` the same convergence fired
-    after its follow-up watch (same ``transitions``, same ``timings.received``, checked later)."""
+    after its follow-up watch (same ``timings.received``, checked later, covering the alert's
+    transitions and those the watch took meanwhile: a split that heals brings the cut-off
+    node's backup record, which that one convergence covers)."""
     groups, paired = [], set()
     for n, event in enumerate(events):
         if n in paired:
@@ -282,7 +284,7 @@ def convergences(events):
                 other = events[m]
                 t = other["data"].get("timings") or {}
                 if (m not in paired and other["tag"].endswith("/failover/complete")
-                        and covered_ids(other["data"]) == covered_ids(event["data"])
+                        and set(covered_ids(other["data"])) >= set(covered_ids(event["data"]))
                         and t.get("received") == timings.get("received")
                         and (t.get("checked") or 0) >= (timings.get("checked") or 0)):  # fmt: skip
                     group.append(other)
