@@ -59,6 +59,8 @@ def _dump(sock, seq, kind, header):
     sock.send(NLMSGHDR.pack(NLMSGHDR.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body)
     while True:
         data = sock.recv(1 << 16)
+        if not data:
+            raise NetlinkError(0, "the kernel closed the dump before its end")
         offset = 0
         while offset + NLMSGHDR.size <= len(data):
             length, mtype, _flags, mseq, _pid = NLMSGHDR.unpack_from(data, offset)
